@@ -1,0 +1,77 @@
+import pytest
+import torch
+
+from tests.fakedata import loaders, tiny_net
+from utils.lr import one_cycle, planned_lrs
+from utils.training import CheckpointError, Precision, evaluate, fit, pick_precision
+
+CPU = torch.device("cpu")
+FP32 = Precision()
+
+
+def setup(epochs=4, seed=0, n_train=40, init_seed=None):
+    torch.manual_seed(seed if init_seed is None else init_seed)
+    model = tiny_net()
+    torch.manual_seed(seed)
+    train, test = loaders(n_train=n_train, n_test=10, batch_size=50, seed=seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    scheduler = one_cycle(optimizer, 2e-2, 2e-3, epochs, len(train), peak_epoch=1)
+    return model, train, test, optimizer, scheduler
+
+
+def test_a_few_epochs_learn_far_above_chance():
+    model, train, test, optimizer, scheduler = setup(epochs=4)
+    history = fit(model, train, test, optimizer, scheduler, 4, CPU, FP32, progress=False, log=lambda s: None)
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    assert history[-1]["test_acc"] >= 0.6  # chance is 0.1
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_evaluate_changes_no_weights_and_keeps_the_mode():
+    model, _, test, _, _ = setup()
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    metrics = evaluate(model, test, CPU, FP32)
+    assert 0 <= metrics["acc"] <= 1 and metrics["loss"] > 0
+    assert model.training
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0, msg=k)
+
+
+def test_resume_continues_the_history_and_the_schedule(tmp_path):
+    quiet = dict(progress=False, log=lambda s: None)
+    straight = fit(*setup(), 4, CPU, FP32, **quiet)
+
+    model, train, test, optimizer, scheduler = setup()
+    ckpt = tmp_path / "run.pt"
+    first = fit(model, train, test, optimizer, scheduler, 2, CPU, FP32, checkpoint=ckpt, **quiet)  # stops after 2
+    assert [row["epoch"] for row in first] == [1, 2]
+    resumed = fit(*setup(init_seed=1), 4, CPU, FP32, checkpoint=ckpt, resume=True, **quiet)  # fresh objects
+    assert [row["epoch"] for row in resumed] == [1, 2, 3, 4]
+    assert resumed[:2] == first
+    steps = len(train)
+    plan = planned_lrs(2e-2, 2e-3, 4, steps, peak_epoch=1)
+    for a, b in zip(resumed, straight):
+        assert a["lr"] == pytest.approx(plan[a["epoch"] * steps - 1]) == pytest.approx(b["lr"])
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["test_acc"] == pytest.approx(b["test_acc"], abs=1e-6)
+
+
+def test_resume_refuses_a_corrupt_or_mismatched_checkpoint(tmp_path):
+    model, train, test, optimizer, scheduler = setup()
+    ckpt = tmp_path / "run.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        fit(model, train, test, optimizer, scheduler, 4, CPU, FP32, checkpoint=ckpt, progress=False)
+    ckpt.unlink()
+    fit(model, train, test, optimizer, scheduler, 1, CPU, FP32, checkpoint=ckpt, progress=False, log=lambda s: None)
+    model, train, test, optimizer, _ = setup()
+    longer = one_cycle(optimizer, 2e-2, 2e-3, 6, len(train), peak_epoch=1)
+    with pytest.raises(CheckpointError, match="different|steps"):
+        fit(model, train, test, optimizer, longer, 6, CPU, FP32, checkpoint=ckpt, progress=False)
+
+
+def test_precision_choice_on_cpu():
+    assert pick_precision(CPU, amp=False).dtype is None
+    chosen = pick_precision(CPU, amp=True)
+    assert chosen.dtype in (None, torch.bfloat16) and not chosen.scaler.is_enabled()

@@ -1,0 +1,109 @@
+"""One settings object for the whole run, overridable from environment variables.
+
+Every field can be set as `S10_<FIELD>` (for example `S10_EPOCHS=2`); the data root also
+answers to `CIFAR10_ROOT`. A bad value stops with one line that names the variable and the fix.
+"""
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+
+class SettingsError(ValueError):
+    """A setting has a value the run cannot use."""
+
+
+@dataclass
+class Settings:
+    # data
+    data_root: Optional[str] = None  # image folder with train/<class>/ and test/<class>/; None: torchvision download
+    download_dir: str = "data"       # where torchvision downloads CIFAR-10
+    cache_dir: str = "data/cache"    # decoded uint8 arrays of an image folder, reused on the next start
+    train_subset: int = 0            # training images used; 0 = all 50,000
+    test_subset: int = 0             # test images used; 0 = all 10,000
+    batch_size: int = 512            # images per step
+    workers: int = -1                # DataLoader worker processes; -1 = chosen from the device and cores
+    cutout_p: float = 1.0            # probability that an image gets the 8x8 cutout hole
+    # LR range test
+    lr_finder_start: float = 1e-5    # first LR of the exponential sweep
+    lr_finder_end: float = 1.0       # last LR of the sweep
+    lr_finder_iters: int = 100       # steps of the sweep (batches)
+    lr_max_divisor: float = 10.0     # LRMAX = LR at the smoothed-loss minimum / this
+    lr_min_divisor: float = 10.0     # LRMIN = LRMAX / this
+    # one-cycle training
+    epochs: int = 24                 # epochs
+    peak_epoch: float = 5.0          # epoch at whose end the LR reaches LRMAX
+    weight_decay: float = 1e-4       # Adam's L2 penalty (coupled, as in torch.optim.Adam)
+    cycle_beta1: bool = False        # let OneCycleLR cycle Adam's beta1 (0.95 -> 0.85 -> 0.95)
+    # machinery
+    device: str = "auto"             # "auto", "cuda", "mps" or "cpu"
+    amp: bool = True                 # mixed precision: bf16 autocast on CPU, bf16/fp16 on CUDA
+    channels_last: bool = True       # NHWC memory layout (faster convolutions with amp)
+    seed: int = 1                    # seeds torch, numpy, random and the augmentations
+    checkpoint: str = "checkpoints/s10.pt"  # written after every epoch; "" = no checkpoint
+    resume: bool = True              # continue from `checkpoint` when it exists
+    progress: bool = True            # a tqdm bar per epoch (the one-line epoch summary prints anyway)
+
+    def __post_init__(self):
+        self.validate()
+
+    @classmethod
+    def from_env(cls, env=None, **overrides) -> "Settings":
+        """Defaults, then `overrides`, then environment variables `S10_<FIELD>` and `CIFAR10_ROOT`."""
+        env = os.environ if env is None else env
+        values = {}
+        for field in dataclasses.fields(cls):
+            name = env_name(field.name)
+            if name in env:
+                values[field.name] = _parse(name, env[name], field.type)
+        if "data_root" not in values and env.get("CIFAR10_ROOT"):
+            values["data_root"] = env["CIFAR10_ROOT"]
+        return cls(**{**overrides, **values})
+
+    def validate(self):
+        def need(ok, field, rule):
+            if not ok:
+                raise SettingsError(
+                    f"{env_name(field)}={getattr(self, field)!r} is invalid: it must be {rule}; "
+                    f"fix or unset {env_name(field)}")
+
+        for field in ("train_subset", "test_subset"):
+            need(getattr(self, field) >= 0, field, "0 (all) or a positive number of images")
+        for field in ("batch_size", "epochs", "lr_finder_iters"):
+            need(getattr(self, field) >= 1, field, "a whole number >= 1")
+        need(self.workers >= -1, "workers", "-1 (auto) or a number of processes >= 0")
+        need(0.0 <= self.cutout_p <= 1.0, "cutout_p", "a probability between 0 and 1")
+        need(0 < self.lr_finder_start < self.lr_finder_end, "lr_finder_start",
+             f"positive and below S10_LR_FINDER_END={self.lr_finder_end}")
+        need(self.lr_max_divisor >= 1, "lr_max_divisor", "a number >= 1")
+        need(self.lr_min_divisor > 1, "lr_min_divisor", "a number > 1")
+        need(0 < self.peak_epoch < self.epochs, "peak_epoch",
+             f"above 0 and below S10_EPOCHS={self.epochs} (set both for short runs)")
+        need(self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        need(self.device in ("auto", "cuda", "mps", "cpu"), "device", '"auto", "cuda", "mps" or "cpu"')
+
+
+def env_name(field: str) -> str:
+    return "CIFAR10_ROOT" if field == "data_root" else f"S10_{field.upper()}"
+
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _parse(name: str, text: str, kind):
+    text = text.strip()
+    if kind in (int, "int"):
+        try:
+            return int(text)
+        except ValueError:
+            raise SettingsError(f"{name}={text!r} is not a whole number; set it to one (e.g. {name}=24) or unset it") from None
+    if kind in (float, "float"):
+        try:
+            return float(text)
+        except ValueError:
+            raise SettingsError(f"{name}={text!r} is not a number; set it to one (e.g. {name}=0.5) or unset it") from None
+    if kind in (bool, "bool"):
+        if text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE
+        raise SettingsError(f"{name}={text!r} is not a yes/no value; set it to 1 or 0, or unset it")
+    return text or None

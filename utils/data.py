@@ -1,0 +1,210 @@
+"""CIFAR-10 as uint8 arrays, from torchvision's download or from an image folder, and its loaders.
+
+An image folder (`CIFAR10_ROOT`) holds train/<class>/*.jpg and test/<class>/*.jpg. Its 60,000
+files are decoded once into uint8 arrays and cached under `cache_dir`, keyed by the folder's path
+and every file's name, size and modification time, so the next start loads one file instead.
+"""
+import hashlib
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from utils.transforms import reseed, eval_transforms, train_transforms
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+MEAN = (0.4914, 0.4822, 0.4465)  # per-channel mean of the CIFAR-10 training images, 0..1
+STD = (0.2470, 0.2435, 0.2616)   # per-channel standard deviation, 0..1
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+FOLDER_HINT = "CIFAR10_ROOT must hold train/<class>/ and test/<class>/ image folders"
+
+
+class DataError(RuntimeError):
+    """The data cannot be loaded as given; the message says what to fix."""
+
+
+@dataclass
+class Split:
+    images: np.ndarray  # (N, 32, 32, 3) uint8, RGB
+    labels: np.ndarray  # (N,) int64, indices into CLASSES
+
+    def __len__(self):
+        return len(self.labels)
+
+    def subset(self, n: int, seed: int, name: str = "subset") -> "Split":
+        """`n` images drawn at random without replacement (seeded); 0 keeps them all."""
+        if n == 0 or n == len(self):
+            return self
+        if n > len(self):
+            raise DataError(f"{name}={n} asks for more images than the {len(self)} there are; lower it or set 0 for all")
+        keep = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
+        return Split(self.images[keep], self.labels[keep])
+
+
+def load_cifar10(root=None, download_dir="data", cache_dir="data/cache"):
+    """(train, test) Splits: from the image folder `root` if given, else torchvision's download."""
+    if root:
+        return load_image_folder(root, cache_dir)
+    return load_torchvision(download_dir)
+
+
+def load_torchvision(download_dir):
+    from torchvision.datasets import CIFAR10
+
+    try:
+        sets = [CIFAR10(download_dir, train=train, download=True) for train in (True, False)]
+    except Exception as exc:  # URLError, socket errors, a broken archive...
+        raise DataError(
+            f"could not download CIFAR-10 into {download_dir}/ ({type(exc).__name__}: {exc}); without a "
+            f"network, set CIFAR10_ROOT to a local image folder (train/<class>/*.jpg, test/<class>/*.jpg)") from None
+    return tuple(Split(np.asarray(s.data, np.uint8), np.asarray(s.targets, np.int64)) for s in sets)
+
+
+def list_image_folder(root):
+    """{"train": [(path, label), ...], "test": [...]}, after checking the layout."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist; {FOLDER_HINT} (or unset it to download CIFAR-10)")
+    listing = {}
+    for split in ("train", "test"):
+        folder = root / split
+        if not folder.is_dir():
+            raise DataError(f"{root} has no {split}/ folder; {FOLDER_HINT}")
+        found = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        missing = [c for c in CLASSES if c not in found]
+        extra = [c for c in found if c not in CLASSES]
+        if missing:
+            raise DataError(f"{folder} lacks the class folder(s) {', '.join(missing)}; {FOLDER_HINT}")
+        if extra:
+            raise DataError(f"{folder} has folder(s) {', '.join(extra)} that are not CIFAR-10 classes; "
+                            f"move them out (the classes are {', '.join(CLASSES)})")
+        listing[split] = []
+        for label, name in enumerate(CLASSES):
+            files = sorted(p for p in (folder / name).iterdir() if not p.name.startswith("."))
+            if not files:
+                raise DataError(f"class folder {folder / name} is empty; put its images there")
+            for path in files:
+                if path.suffix.lower() not in IMAGE_SUFFIXES:
+                    raise DataError(f"{path} is not an image file; move it out of the data folder")
+                listing[split].append((path, label))
+    return listing
+
+
+def load_image_folder(root, cache_dir="data/cache"):
+    listing = list_image_folder(root)
+    key = hashlib.sha1(str(Path(root).resolve()).encode())
+    for split in ("train", "test"):
+        for path, label in listing[split]:
+            stat = path.stat()
+            key.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    cache = Path(cache_dir) / f"cifar10-{key.hexdigest()[:16]}.npz"
+    if cache.exists():
+        try:
+            with np.load(cache) as z:
+                return Split(z["train_x"], z["train_y"]), Split(z["test_x"], z["test_y"])
+        except Exception as exc:
+            warnings.warn(f"ignoring unreadable cache {cache} ({exc}); decoding the images again")
+    train, test = (_decode(listing[split]) for split in ("train", "test"))
+    _save_atomic(cache, train_x=train.images, train_y=train.labels, test_x=test.images, test_y=test.labels)
+    return train, test
+
+
+def _decode(files) -> Split:
+    images = np.empty((len(files), 32, 32, 3), np.uint8)
+    converted = 0
+    for i, (path, _) in enumerate(files):
+        try:
+            with Image.open(path) as im:
+                im.load()
+                if im.mode != "RGB":
+                    converted += 1
+                    im = im.convert("RGB")
+                pixels = np.asarray(im)
+        except Exception as exc:
+            raise DataError(f"cannot read image {path} ({exc}); replace or delete it") from None
+        if pixels.shape != (32, 32, 3):
+            raise DataError(f"image {path} is {pixels.shape[1]}x{pixels.shape[0]}, not 32x32; resize or delete it")
+        images[i] = pixels
+    if converted:
+        warnings.warn(f"converted {converted} grayscale/palette/RGBA image(s) to RGB", stacklevel=2)
+    return Split(images, np.array([label for _, label in files], np.int64))
+
+
+def _save_atomic(path: Path, **arrays):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_bytes(buffer.getbuffer())
+    os.replace(tmp, path)
+
+
+class CIFARDataset(Dataset):
+    """uint8 images through an albumentations pipeline -> (CHW float tensor, label)."""
+
+    def __init__(self, split: Split, transform):
+        self.images, self.labels, self.transform = split.images, split.labels, transform
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.transform(image=self.images[i])["image"], int(self.labels[i])
+
+
+def seed_worker(worker_id: int) -> None:
+    """Reseed a worker's augmentations from torch's per-worker seed.
+
+    Forked workers inherit one copy of the pipeline's random state, so without this every worker
+    draws the same crops, flips and holes, and, without persistent workers, every epoch repeats
+    the last. torch gives each worker base_seed + id, with a new base_seed per epoch.
+    """
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    reseed(get_worker_info().dataset.transform, seed)
+
+
+def auto_workers(device_type: str) -> int:
+    cores = os.cpu_count() or 1
+    if device_type == "cuda":
+        return min(8, cores)
+    return min(2, cores - 1)  # leave the cores to the model on a CPU
+
+
+def make_loader(dataset, batch_size: int, train: bool, workers: int, device_type: str = "cpu", seed: int = 0,
+                persistent: bool = True):
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=train, num_workers=workers,
+        pin_memory=device_type == "cuda", persistent_workers=persistent and workers > 0,
+        worker_init_fn=seed_worker if workers > 0 else None,
+        generator=torch.Generator().manual_seed(seed) if train else None)
+
+
+@dataclass
+class CIFAR10:
+    train: Split
+    test: Split
+    source: str  # where the images came from, for the record
+
+
+def load_data(cfg) -> CIFAR10:
+    """The train and test splits that `cfg` asks for (source and subset sizes)."""
+    train, test = load_cifar10(cfg.data_root, cfg.download_dir, cfg.cache_dir)
+    source = f"image folder {cfg.data_root}" if cfg.data_root else "torchvision CIFAR-10"
+    return CIFAR10(train.subset(cfg.train_subset, cfg.seed, "S10_TRAIN_SUBSET"),
+                   test.subset(cfg.test_subset, cfg.seed, "S10_TEST_SUBSET"), source)
+
+
+def make_loaders(data: CIFAR10, cfg, device_type: str):
+    """(train_loader, test_loader): augmented and shuffled for training, plain for testing."""
+    workers = auto_workers(device_type) if cfg.workers < 0 else cfg.workers
+    train_set = CIFARDataset(data.train, train_transforms(MEAN, STD, cfg.cutout_p, seed=cfg.seed))
+    test_set = CIFARDataset(data.test, eval_transforms(MEAN, STD))
+    return (make_loader(train_set, cfg.batch_size, True, workers, device_type, cfg.seed),
+            make_loader(test_set, cfg.batch_size, False, workers, device_type))
