@@ -15,7 +15,7 @@ SMOKE = {
     "S10_PEAK_EPOCH": "1",
     "S10_TRAIN_SUBSET": "1024",
     "S10_TEST_SUBSET": "500",
-    "S10_BATCH_SIZE": "256",
+    "S10_BATCH_SIZE": "128",
     "S10_LR_FINDER_ITERS": "20",
     "S10_LR_FINDER_START": "1e-4",
     "S10_PROGRESS": "0",

@@ -19,7 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.optim.lr_scheduler import OneCycleLR
-from torch_lr_finder import LRFinder
+from tqdm import TqdmExperimentalWarning
+
+with warnings.catch_warnings():  # torch-lr-finder imports tqdm.autonotebook, which warns in notebooks
+    warnings.simplefilter("ignore", TqdmExperimentalWarning)
+    from torch_lr_finder import LRFinder
 
 
 class LRFinderError(RuntimeError):
