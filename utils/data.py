@@ -7,9 +7,11 @@ and every file's name, size and modification time, so the next start loads one f
 import hashlib
 import io
 import os
+import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.error import URLError
 
 import numpy as np
 import torch
@@ -60,9 +62,11 @@ def load_torchvision(download_dir):
     try:
         sets = [CIFAR10(download_dir, train=train, download=True) for train in (True, False)]
     except Exception as exc:  # URLError, socket errors, a broken archive...
+        offline = isinstance(exc, (URLError, ConnectionError, TimeoutError, socket.gaierror))
         raise DataError(
-            f"could not download CIFAR-10 into {download_dir}/ ({type(exc).__name__}: {exc}); without a "
-            f"network, set CIFAR10_ROOT to a local image folder (train/<class>/*.jpg, test/<class>/*.jpg)") from None
+            f"could not download CIFAR-10 into {download_dir}/: "
+            f"{'no network was reached' if offline else 'the download failed'} ({type(exc).__name__}: {exc}); "
+            f"set CIFAR10_ROOT to a local copy as an image folder (train/<class>/*.jpg, test/<class>/*.jpg)") from None
     return tuple(Split(np.asarray(s.data, np.uint8), np.asarray(s.targets, np.int64)) for s in sets)
 
 
@@ -141,8 +145,11 @@ def _save_atomic(path: Path, **arrays):
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_bytes(buffer.getbuffer())
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(buffer.getbuffer())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class CIFARDataset(Dataset):

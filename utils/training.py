@@ -85,7 +85,7 @@ def describe(cfg, device, precision) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"{_cpu_name() or platform.machine()}, {torch.get_num_threads()} threads"
+        name = f"{cpu_name() or platform.machine()}, {torch.get_num_threads()} threads"
     dtype = str(precision.dtype).replace("torch.", "") if precision.dtype else "fp32"
     if device.type == "cpu" and cfg.amp and precision.dtype is None:
         dtype += " (this CPU has no native bf16)"
@@ -94,7 +94,7 @@ def describe(cfg, device, precision) -> str:
             f"device {device} ({name}), precision {dtype}, channels_last {precision.channels_last}, seed {cfg.seed}")
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
             return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
@@ -102,13 +102,20 @@ def _cpu_name() -> str:
         return ""
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, device, precision, progress=True) -> dict:
-    """One pass over `loader`, one optimizer and scheduler step per batch. Returns loss, acc, lr."""
+def train_one_epoch(model, loader, optimizer, scheduler, device, precision, progress=True, epoch=1,
+                    check_every=20) -> dict:
+    """One pass over `loader`, one optimizer and scheduler step per batch.
+
+    Returns mean loss, accuracy and the LR of every step. A non-finite loss raises DivergenceError
+    naming the epoch, step and LR; it is tracked on the device and read every `check_every` steps,
+    so the loop does not wait for the accelerator after each batch.
+    """
     model.train()
-    loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
-    for x, y in tqdm(loader, desc="train", leave=False, disable=not progress):
+    loss_sum, correct, seen, lrs = torch.zeros((), device=device), torch.zeros((), device=device), 0, []
+    first_bad = torch.full((), -1, device=device)
+    for step, (x, y) in enumerate(tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress)):
         x, y = precision.to_device(x, y, device)
-        lr = optimizer.param_groups[0]["lr"]
+        lrs.append(optimizer.param_groups[0]["lr"])
         with precision.autocast(device):
             logits = model(x)
             loss = F.cross_entropy(logits, y)
@@ -120,7 +127,22 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision, prog
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
-    return {"loss": loss_sum.item() / seen, "acc": correct.item() / seen, "lr": lr}
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
+        if (step + 1) % check_every == 0:
+            _check_finite(first_bad, epoch, lrs)
+    _check_finite(first_bad, epoch, lrs)
+    return {"loss": loss_sum.item() / seen, "acc": correct.item() / seen, "lrs": lrs}
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def _check_finite(first_bad, epoch, lrs):
+    step = int(first_bad)
+    if step >= 0:
+        raise DivergenceError(f"training diverged: the loss became NaN/inf at epoch {epoch}, step {step + 1} "
+                              f"(LR {lrs[step]:.2e}); lower the peak LR (raise S10_LR_MAX_DIVISOR) and start over")
 
 
 @torch.no_grad()
@@ -150,7 +172,8 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
     """Train for `epochs` epochs; return the history, one dict per epoch.
 
     After every epoch the state is written to `checkpoint` (if given); with `resume`, an existing
-    checkpoint is loaded first and training continues after its last epoch.
+    checkpoint is loaded first and training continues after its last epoch. A diverging epoch
+    raises DivergenceError before anything is written, so the last good checkpoint stays.
     """
     history = []
     if checkpoint and resume and Path(checkpoint).exists():
@@ -158,9 +181,10 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
         log(f"resumed from {checkpoint} after epoch {len(history)}")
     for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
-        train = train_one_epoch(model, train_loader, optimizer, scheduler, device, precision, progress)
+        train = train_one_epoch(model, train_loader, optimizer, scheduler, device, precision, progress, epoch)
         test = evaluate(model, test_loader, device, precision)
-        history.append({"epoch": epoch, "lr": train["lr"], "train_loss": train["loss"], "train_acc": train["acc"],
+        history.append({"epoch": epoch, "lr": train["lrs"][-1], "lrs": train["lrs"],
+                        "train_loss": train["loss"], "train_acc": train["acc"],
                         "test_loss": test["loss"], "test_acc": test["acc"],
                         "seconds": time.perf_counter() - start})
         log(format_epoch(history[-1], epochs))
@@ -186,8 +210,11 @@ def save_checkpoint(path, model, optimizer, scheduler, scaler, train_loader, his
              "torch_rng": torch.get_rng_state(),
              "loader_rng": generator.get_state() if generator is not None else None}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint(path, model, optimizer, scheduler, scaler, train_loader=None) -> list:

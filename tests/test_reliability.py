@@ -1,0 +1,145 @@
+"""Interruption, divergence and reproducibility."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import utils.training as training
+from tests import kill_child
+from tests.fakedata import loaders, tiny_net
+from utils.lr import lr_range_test, one_cycle, planned_lrs
+from utils.training import CheckpointError, DivergenceError, Precision, fit, load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU, FP32 = torch.device("cpu"), Precision()
+quiet = dict(progress=False, log=lambda s: None)
+
+
+def child(*args):
+    return subprocess.Popen([sys.executable, "-m", "tests.kill_child", *map(str, args)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_sigkill_mid_epoch_then_resume_gives_every_epoch_once_on_schedule(tmp_path):
+    ckpt, out = tmp_path / "run.pt", tmp_path / "history.json"
+    victim = child(ckpt, out, "--hang-at", 3)
+    flag = Path(str(out) + ".hanging")
+    deadline = time.time() + 120
+    while not flag.exists():
+        assert victim.poll() is None, victim.stdout.read()
+        assert time.time() < deadline, "the child never reached the middle of epoch 3"
+        time.sleep(0.1)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not out.exists()
+    assert [row["epoch"] for row in torch.load(ckpt, weights_only=True)["history"]] == [1, 2]
+
+    resumed = child(ckpt, out)
+    log, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, log
+    assert "resumed" in log and "after epoch 2" in log
+    history = json.loads(out.read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    steps = len(history[0]["lrs"])
+    plan = planned_lrs(2e-2, 2e-3, kill_child.EPOCHS, steps, peak_epoch=1)
+    assert [lr for row in history for lr in row["lrs"]] == pytest.approx(plan, rel=1e-12)
+
+
+def test_a_kill_during_the_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model, (train, test) = tiny_net(), loaders()
+    optimizer = torch.optim.Adam(model.parameters())
+    scheduler = one_cycle(optimizer, 2e-2, 2e-3, 3, len(train), peak_epoch=1)
+    ckpt = tmp_path / "run.pt"
+    fit(model, train, test, optimizer, scheduler, 1, CPU, FP32, checkpoint=ckpt, **quiet)
+    good = ckpt.read_bytes()
+
+    real_save = torch.save
+
+    def dies_halfway(obj, path):
+        real_save(obj, path)
+        Path(path).write_bytes(Path(path).read_bytes()[:1000])
+        raise KeyboardInterrupt  # the process is gone mid-write
+
+    monkeypatch.setattr(training.torch, "save", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, train, test, optimizer, scheduler, 2, CPU, FP32, checkpoint=ckpt, **quiet)
+    assert ckpt.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.pt"]  # no temporary file left
+    assert len(load_checkpoint(ckpt, model, optimizer, scheduler, FP32.scaler)) == 1
+
+
+def test_a_truncated_checkpoint_is_reported_not_ignored(tmp_path):
+    torch.manual_seed(0)
+    model, (train, test) = tiny_net(), loaders()
+    optimizer = torch.optim.Adam(model.parameters())
+    scheduler = one_cycle(optimizer, 2e-2, 2e-3, 3, len(train), peak_epoch=1)
+    ckpt = tmp_path / "run.pt"
+    fit(model, train, test, optimizer, scheduler, 1, CPU, FP32, checkpoint=ckpt, **quiet)
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated.*delete it"):
+        fit(model, train, test, optimizer, scheduler, 3, CPU, FP32, checkpoint=ckpt, **quiet)
+
+
+class PoisonAfter(torch.nn.Module):
+    """Wraps a model; from the n-th training forward on, its outputs are NaN."""
+
+    def __init__(self, model, n):
+        super().__init__()
+        self.model, self.n, self.calls = model, n, 0
+
+    def forward(self, x):
+        out = self.model(x)
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.n:
+                out = out * float("nan")
+        return out
+
+
+def test_divergence_stops_naming_epoch_step_and_lr_and_keeps_the_last_good_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    train, test = loaders(n_train=40, batch_size=100)  # 4 steps per epoch
+    model = PoisonAfter(tiny_net(), n=4 + 3)  # the 3rd step of epoch 2
+    optimizer = torch.optim.Adam(model.parameters())
+    scheduler = one_cycle(optimizer, 2e-2, 2e-3, 3, len(train), peak_epoch=1)
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(DivergenceError) as err:
+        fit(model, train, test, optimizer, scheduler, 3, CPU, FP32, checkpoint=ckpt, **quiet)
+    lr = planned_lrs(2e-2, 2e-3, 3, 4, peak_epoch=1)[4 + 2]
+    assert f"epoch 2, step 3 (LR {lr:.2e})" in str(err.value)
+    assert [row["epoch"] for row in torch.load(ckpt, weights_only=True)["history"]] == [1]
+
+
+def test_lr_range_test_stops_at_divergence_and_still_suggests_a_sane_lr():
+    torch.manual_seed(0)
+    model = tiny_net()
+    optimizer = torch.optim.Adam(model.parameters())
+    train, _ = loaders(n_train=40, batch_size=40)
+    found = lr_range_test(model, optimizer, train, CPU, start_lr=1e-5, end_lr=1e5, iters=100)
+    assert found.diverged and len(found.lrs) < 100
+    assert 1e-5 <= found.lr_min < found.lr_max < found.lr_at_min < found.lrs[-1]
+
+
+def test_same_seed_same_first_epoch_on_cpu():
+    from utils.data import MEAN, STD, CIFARDataset, Split, make_loader
+    from utils.transforms import train_transforms
+    from tests.fakedata import make_images
+
+    def first_epoch():
+        torch.manual_seed(3)
+        model = tiny_net()
+        dataset = CIFARDataset(Split(*make_images(20)), train_transforms(MEAN, STD, seed=3))
+        train = make_loader(dataset, 50, train=True, workers=2, seed=3)
+        optimizer = torch.optim.Adam(model.parameters())
+        scheduler = one_cycle(optimizer, 2e-2, 2e-3, 2, len(train), peak_epoch=1)
+        return fit(model, train, train, optimizer, scheduler, 1, CPU, FP32, **quiet)[0]
+
+    a, b = first_epoch(), first_epoch()
+    assert a["train_loss"] == b["train_loss"] and a["test_loss"] == b["test_loss"]  # bitwise, same machine
