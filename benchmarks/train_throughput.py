@@ -1,0 +1,175 @@
+"""Throughput of each part of the training pipeline, side by side in one process.
+
+    python -m benchmarks.train_throughput [--quick] [--json results.json] [--compile]
+
+Measures images/s of: the model-only training step on a batch already in memory (fp32 NCHW,
+fp32 channels_last, mixed precision + channels_last), the data pipeline alone (albumentations +
+DataLoader at several worker counts), the real `train_one_epoch` loop, the model-only evaluation
+step, the real `evaluate`, and optionally `torch.compile`. Prints a table, writes JSON, and names
+the device, threads and versions. --quick shrinks every size so that a test can run it.
+"""
+import argparse
+import copy
+import json
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models import CustomResNet
+from utils.config import Settings
+from utils.data import MEAN, STD, CIFARDataset, Split, auto_workers, make_loader
+from utils.lr import one_cycle
+from utils.training import Precision, cpu_name, cpu_has_bf16, pick_device, pick_precision, train_one_epoch, evaluate
+from utils.transforms import eval_transforms, train_transforms
+
+
+def timed(fn, repeats, warmup=1, sync=None):
+    """Seconds per call of fn(), after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if sync:
+        sync()
+    return (time.perf_counter() - start) / repeats
+
+
+def model_step(model, precision, device, batch):
+    """A closure doing one training step on a fixed in-memory batch."""
+    x = torch.randn(batch, 3, 32, 32, device=device).to(memory_format=precision.memory_format)
+    y = torch.randint(0, 10, (batch,), device=device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step():
+        with precision.autocast(device):
+            loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        precision.scaler.scale(loss).backward()
+        precision.scaler.step(optimizer)
+        precision.scaler.update()
+    return step
+
+
+def model_eval(model, precision, device, batch):
+    x = torch.randn(batch, 3, 32, 32, device=device).to(memory_format=precision.memory_format)
+
+    @torch.no_grad()
+    def forward():
+        with precision.autocast(device):
+            model(x).float().cpu()
+    return forward
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for the test suite")
+    parser.add_argument("--json", default="benchmark.json", help="where to write the results")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per measurement")
+    args = parser.parse_args(argv)
+
+    cfg = Settings.from_env()
+    device = pick_device(cfg.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    default = pick_precision(device, cfg.amp, cfg.channels_last)
+    batch = 16 if args.quick else cfg.batch_size
+    steps = args.steps or (1 if args.quick else (20 if device.type == "cuda" else 3))
+    rows, info = [], {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu: {cpu_name() or platform.machine()}",
+        "threads": torch.get_num_threads(), "cores": os.cpu_count(), "torch": torch.__version__,
+        "native_bf16_cpu": cpu_has_bf16(), "batch": batch, "steps": steps,
+        "default_precision": str(default.dtype or "fp32"), "channels_last": default.channels_last}
+
+    def add(part, config, images_per_s, **extra):
+        rows.append({"part": part, "config": config, "images_per_s": round(images_per_s, 1), **extra})
+        print(f"{part:<22} {config:<38} {images_per_s:10.1f} img/s", flush=True)
+
+    print(" | ".join(f"{k} {v}" for k, v in info.items()))
+    # 1. model-only training step
+    amp = torch.bfloat16 if device.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
+    configs = [("fp32 NCHW", Precision(None, False)), ("fp32 channels_last", Precision(None, True)),
+               (f"{str(amp)[6:]} autocast + channels_last", Precision(amp, True, torch.amp.GradScaler(
+                   device.type, enabled=amp == torch.float16 and device.type == "cuda")))]
+    ceiling = {}
+    for name, precision in configs:
+        emulated = device.type == "cpu" and precision.dtype is not None and not cpu_has_bf16()
+        b = min(batch, 32) if emulated else batch  # emulated bf16 is ~10x slower: a smaller batch, same rate
+        model = CustomResNet().to(device, memory_format=precision.memory_format)
+        seconds = timed(model_step(model, precision, device, b), steps, sync=sync)
+        ceiling[name] = b / seconds
+        add("model-only train step", name + (" (emulated bf16)" if emulated else ""), b / seconds, batch=b)
+    default_name = next(n for n, p in configs if p.dtype == default.dtype and p.channels_last == default.channels_last)
+    train_ceiling = ceiling[default_name]
+
+    # 2. the data pipeline alone
+    n = batch * (steps + 1)
+    rng = np.random.default_rng(0)
+    split = Split(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n))
+    for workers in sorted({0, 1, 2, auto_workers(device.type)}):
+        loader = make_loader(CIFARDataset(split, train_transforms(MEAN, STD, seed=0)), batch, True, workers,
+                             device.type, persistent=False)
+        start = time.perf_counter()
+        for _ in loader:
+            pass
+        add("data pipeline", f"workers={workers}", n / (time.perf_counter() - start))
+
+    # 3. the real training loop (workers chosen as in the notebook)
+    workers = auto_workers(device.type) if cfg.workers < 0 else cfg.workers
+    train = make_loader(CIFARDataset(split, train_transforms(MEAN, STD, seed=0)), batch, True, workers, device.type)
+    model = CustomResNet().to(device, memory_format=default.memory_format)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    scheduler = one_cycle(optimizer, 1e-3, 1e-4, 3, len(train), peak_epoch=1)
+    train_one_epoch(model, train, optimizer, scheduler, device, default, progress=False)  # warm-up epoch
+    if sync:
+        sync()
+    start = time.perf_counter()
+    train_one_epoch(model, train, optimizer, scheduler, device, default, progress=False)
+    loop = n / (time.perf_counter() - start)
+    add("real train loop", f"{default_name}, workers={workers}", loop, fraction_of_ceiling=round(loop / train_ceiling, 3))
+
+    # 4. evaluation: model-only forward, then the real evaluate()
+    eval_model = copy.deepcopy(model).eval()
+    eval_ceiling = batch / timed(model_eval(eval_model, default, device, batch), steps, sync=sync)
+    add("model-only eval step", default_name, eval_ceiling)
+    test = make_loader(CIFARDataset(split, eval_transforms(MEAN, STD)), batch, False, workers, device.type)
+    evaluate(model, test, device, default)
+    start = time.perf_counter()
+    evaluate(model, test, device, default)
+    real_eval = n / (time.perf_counter() - start)
+    add("real evaluate", f"{default_name}, workers={workers}", real_eval, fraction_of_ceiling=round(real_eval / eval_ceiling, 3))
+
+    # 5. torch.compile
+    if args.compile:
+        model = CustomResNet().to(device, memory_format=default.memory_format)
+        compiled = torch.compile(model)
+        step = model_step(compiled, default, device, batch)
+        start = time.perf_counter()
+        step()
+        if sync:
+            sync()
+        info["compile_seconds"] = round(time.perf_counter() - start, 1)
+        add("model-only train step", f"{default_name} + torch.compile", batch / timed(step, steps, warmup=1, sync=sync),
+            compile_seconds=info["compile_seconds"])
+
+    # the prediction for a full 24-epoch run from the ceilings, and what the loop achieves
+    epoch_ceiling = 50_000 / train_ceiling + 10_000 / eval_ceiling
+    epoch_real = 50_000 / loop + 10_000 / real_eval
+    info.update(loop_fraction=round(loop / train_ceiling, 3), predicted_24_epochs_s_at_ceiling=round(24 * epoch_ceiling),
+                predicted_24_epochs_s_real=round(24 * epoch_real), overhead=round(epoch_real / epoch_ceiling - 1, 3))
+    print(f"real loop at {loop / train_ceiling:.1%} of the model-only ceiling; 24 epochs + evaluation: "
+          f"{24 * epoch_real / 60:.0f} min predicted from the real loop, {24 * epoch_ceiling / 60:.0f} min at the ceiling "
+          f"(+{epoch_real / epoch_ceiling - 1:.1%})")
+    with open(args.json, "w") as f:
+        json.dump({"info": info, "rows": rows}, f, indent=1)
+    return {"info": info, "rows": rows}
+
+
+if __name__ == "__main__":
+    main()
