@@ -51,13 +51,19 @@ def test_sigkill_mid_epoch_then_resume_gives_every_epoch_once_on_schedule(tmp_pa
     assert [lr for row in history for lr in row["lrs"]] == pytest.approx(plan, rel=1e-12)
 
 
-def test_a_kill_during_the_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+def one_epoch_with_checkpoint(tmp_path):
+    """A 3-epoch run of the tiny net stopped after epoch 1, its checkpoint at tmp_path/run.pt."""
     torch.manual_seed(0)
     model, (train, test) = tiny_net(), loaders()
     optimizer = torch.optim.Adam(model.parameters())
     scheduler = one_cycle(optimizer, 2e-2, 2e-3, 3, len(train), peak_epoch=1)
     ckpt = tmp_path / "run.pt"
     fit(model, train, test, optimizer, scheduler, 1, CPU, FP32, checkpoint=ckpt, **quiet)
+    return model, train, test, optimizer, scheduler, ckpt
+
+
+def test_a_kill_during_the_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    model, train, test, optimizer, scheduler, ckpt = one_epoch_with_checkpoint(tmp_path)
     good = ckpt.read_bytes()
 
     real_save = torch.save
@@ -76,12 +82,7 @@ def test_a_kill_during_the_checkpoint_write_keeps_the_previous_checkpoint(tmp_pa
 
 
 def test_a_truncated_checkpoint_is_reported_not_ignored(tmp_path):
-    torch.manual_seed(0)
-    model, (train, test) = tiny_net(), loaders()
-    optimizer = torch.optim.Adam(model.parameters())
-    scheduler = one_cycle(optimizer, 2e-2, 2e-3, 3, len(train), peak_epoch=1)
-    ckpt = tmp_path / "run.pt"
-    fit(model, train, test, optimizer, scheduler, 1, CPU, FP32, checkpoint=ckpt, **quiet)
+    model, train, test, optimizer, scheduler, ckpt = one_epoch_with_checkpoint(tmp_path)
     ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="corrupt or truncated.*delete it"):
         fit(model, train, test, optimizer, scheduler, 3, CPU, FP32, checkpoint=ckpt, **quiet)
