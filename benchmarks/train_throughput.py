@@ -17,12 +17,12 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from models import CustomResNet
 from utils.config import Settings
 from utils.data import MEAN, STD, CIFARDataset, Split, auto_workers, make_loader
-from utils.training import Precision, cpu_name, cpu_has_bf16, pick_device, pick_precision, train_one_epoch, evaluate
+from utils.training import (Precision, cpu_has_bf16, cpu_name, evaluate, pick_device, pick_precision, train_one_epoch,
+                            train_step)
 from utils.transforms import eval_transforms, train_transforms
 
 
@@ -41,18 +41,13 @@ def timed(fn, repeats, warmup=1, sync=None):
 
 
 def model_step(model, precision, device, batch):
-    """A closure doing one training step on a fixed in-memory batch."""
+    """A closure doing one training step (the loop's own `train_step`) on a fixed in-memory batch."""
     x = torch.randn(batch, 3, 32, 32, device=device).to(memory_format=precision.memory_format)
     y = torch.randint(0, 10, (batch,), device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def step():
-        with precision.autocast(device):
-            loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        precision.scaler.scale(loss).backward()
-        precision.scaler.step(optimizer)
-        precision.scaler.update()
+        train_step(model, x, y, optimizer, device, precision)
     return step
 
 

@@ -102,6 +102,18 @@ def cpu_name() -> str:
         return ""
 
 
+def train_step(model, x, y, optimizer, device, precision):
+    """Forward, cross-entropy, backward and optimizer step on one batch; returns (logits, loss)."""
+    with precision.autocast(device):
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    precision.scaler.scale(loss).backward()
+    precision.scaler.step(optimizer)
+    precision.scaler.update()
+    return logits, loss
+
+
 def train_one_epoch(model, loader, optimizer, scheduler, device, precision, progress=True, epoch=1,
                     check_every=20) -> dict:
     """One pass over `loader`, one optimizer and scheduler step per batch.
@@ -116,13 +128,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision, prog
     for step, (x, y) in enumerate(tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress)):
         x, y = precision.to_device(x, y, device)
         lrs.append(optimizer.param_groups[0]["lr"])
-        with precision.autocast(device):
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        precision.scaler.scale(loss).backward()
-        precision.scaler.step(optimizer)
-        precision.scaler.update()
+        logits, loss = train_step(model, x, y, optimizer, device, precision)
         scheduler.step()
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
