@@ -30,6 +30,8 @@ def pytest_configure(config):
     scratch = tempfile.mkdtemp(prefix="s10-test-")
     _made.append(scratch)
     os.environ.setdefault("S10_CHECKPOINT", os.path.join(scratch, "smoke.pt"))
+    os.environ.setdefault("S10_RECORD", os.path.join(scratch, "runs", "smoke.json"))  # never over runs/
+    os.environ.setdefault("S10_FIGURES", os.path.join(scratch, "images"))  # never over images/
     if not REAL_ROOT:
         os.environ["CIFAR10_ROOT"] = str(make_image_folder(os.path.join(scratch, "cifar10"), 110, 50))
         os.environ["S10_CACHE_DIR"] = os.path.join(scratch, "cache")

@@ -58,7 +58,9 @@ def test_rule_uses_the_loss_minimum_not_early_noise():
     found = pick_lrs(lrs, losses)
     best = lrs[np.argmin(losses)]
     assert found.lr_at_min == best
-    assert found.lr_max == pytest.approx(best / 10) and found.lr_min == pytest.approx(best / 100)
+    assert found.lr_max == pytest.approx(best) and found.lr_min == pytest.approx(best / 100)  # the stated rule
+    custom = pick_lrs(lrs, losses, max_divisor=10, min_divisor=10)
+    assert custom.lr_max == pytest.approx(best / 10) and custom.lr_min == pytest.approx(best / 100)
 
 
 def test_rule_ignores_nan_and_refuses_a_curve_that_never_falls():

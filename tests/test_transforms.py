@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from tests.fakedata import make_images
-from utils.data import MEAN, STD, CIFARDataset, Split, make_loader
+from utils.data import MEAN, STD, CIFARDataset, EpochShuffle, Split, make_loader
 from utils.transforms import PAD, eval_transforms, train_transforms
 
 MEAN_PX = np.round(255 * np.array(MEAN))
@@ -68,13 +68,41 @@ def test_seeded_pipelines_repeat_and_differ_by_seed():
     assert not all(torch.equal(x, y) for x, y in zip(runs[0], runs[2]))
 
 
-@pytest.mark.parametrize("persistent", [True, False])
-def test_workers_and_epochs_draw_different_augmentations(persistent):
+def draws(dataset, workers, epochs=(1, 2)):
+    loader = make_loader(dataset, batch_size=2, train=False, workers=workers, persistent=False)
+    out = []
+    for epoch in epochs:
+        dataset.set_epoch(epoch)
+        out.append(torch.cat([x for x, _ in loader]))
+    return out
+
+
+def test_seeded_dataset_draws_per_image_and_epoch_whatever_the_workers():
     image = make_images(1)[0][:1]
     split = Split(np.repeat(image, 8, axis=0), np.zeros(8, np.int64))
-    dataset = CIFARDataset(split, train_transforms(MEAN, STD, seed=0))
-    loader = make_loader(dataset, batch_size=1, train=False, workers=2, persistent=persistent)
-    epochs = [torch.cat([x for x, _ in loader]) for _ in range(2)]
-    for batch in epochs:  # 8 copies of one image, served alternately by 2 workers: all different
+    one, two = (draws(CIFARDataset(split, train_transforms(MEAN, STD), seed=0), workers) for workers in (0, 2))
+    for batch in one:  # 8 copies of one image: 8 different draws
         assert len({tuple(x.flatten().tolist()) for x in batch}) == 8
-    assert not any(torch.equal(a, b) for a, b in zip(*epochs))  # no epoch repeats the last
+    assert not any(torch.equal(a, b) for a, b in zip(*one))  # epoch 2 does not repeat epoch 1
+    assert all(torch.equal(a, b) for a, b in zip(one, two))  # 0 or 2 workers: the same images
+    again = draws(CIFARDataset(split, train_transforms(MEAN, STD), seed=0), 0, epochs=(2,))
+    assert torch.equal(again[0], one[1])  # epoch 2 alone, as after a resume: the same images
+
+
+def test_unseeded_dataset_workers_draw_different_augmentations():
+    image = make_images(1)[0][:1]
+    split = Split(np.repeat(image, 8, axis=0), np.zeros(8, np.int64))
+    loader = make_loader(CIFARDataset(split, train_transforms(MEAN, STD, seed=0)), batch_size=1, train=False, workers=2)
+    batch = torch.cat([x for x, _ in loader])  # served alternately by 2 workers: all different
+    assert len({tuple(x.flatten().tolist()) for x in batch}) == 8
+
+
+def test_epoch_shuffle_depends_on_seed_and_epoch_only():
+    a, b = EpochShuffle(100, seed=1), EpochShuffle(100, seed=1)
+    a.set_epoch(3)
+    first = list(a)
+    assert sorted(first) == list(range(100)) and list(a) == first
+    b.set_epoch(3)
+    assert list(b) == first  # a new sampler at epoch 3, as after a resume
+    a.set_epoch(4)
+    assert list(a) != first

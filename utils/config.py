@@ -28,8 +28,8 @@ class Settings:
     lr_finder_start: float = 1e-5    # first LR of the exponential sweep
     lr_finder_end: float = 1.0       # last LR of the sweep
     lr_finder_iters: int = 100       # steps of the sweep (batches)
-    lr_max_divisor: float = 10.0     # LRMAX = LR at the smoothed-loss minimum / this
-    lr_min_divisor: float = 10.0     # LRMIN = LRMAX / this
+    lr_max_divisor: float = 1.0      # LRMAX = LR at the smoothed-loss minimum / this
+    lr_min_divisor: float = 100.0    # LRMIN = LRMAX / this
     # one-cycle training
     epochs: int = 24                 # epochs
     peak_epoch: float = 5.0          # epoch at whose end the LR reaches LRMAX
@@ -40,8 +40,11 @@ class Settings:
     amp: bool = True                 # mixed precision: bf16 autocast on CPU, bf16/fp16 on CUDA
     channels_last: bool = True       # NHWC memory layout (faster convolutions with amp)
     seed: int = 1                    # seeds torch, numpy, random and the augmentations
-    checkpoint: str = "checkpoints/s10.pt"  # written after every epoch; "" = no checkpoint
-    resume: bool = True              # continue from `checkpoint` when it exists
+    checkpoint: str = "checkpoints/s10.pt"  # the run's state: range test, then every epoch
+    resume: bool = True              # continue from `checkpoint` when it exists (0: start over)
+    record: str = "runs/s10.json"    # run record (JSON, per epoch); final weights beside it as .pt; "" = none
+    weights: str = ""                # trained weights (.pt, record beside) to load instead of sweeping and training
+    figures: str = "images"          # folder for the notebook's figures (PNG); "" = not saved
     progress: bool = True            # a tqdm bar per epoch (the one-line epoch summary prints anyway)
 
     def __post_init__(self):
@@ -80,6 +83,7 @@ class Settings:
         need(0 < self.peak_epoch < self.epochs, "peak_epoch",
              f"above 0 and below S10_EPOCHS={self.epochs} (set both for short runs)")
         need(self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        need(bool(self.checkpoint), "checkpoint", "a file path (the run is stored there)")
         need(self.device in ("auto", "cuda", "mps", "cpu"), "device", '"auto", "cuda", "mps" or "cpu"')
 
 

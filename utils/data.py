@@ -16,7 +16,7 @@ from urllib.error import URLError
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from utils.transforms import reseed, eval_transforms, train_transforms
 
@@ -101,6 +101,7 @@ def list_image_folder(root):
 
 
 def load_image_folder(root, cache_dir="data/cache"):
+    root = Path(root).expanduser()
     listing = list_image_folder(root)
     key = hashlib.sha1(str(Path(root).resolve()).encode())
     for split in ("train", "test"):
@@ -153,24 +154,51 @@ def _save_atomic(path: Path, **arrays):
 
 
 class CIFARDataset(Dataset):
-    """uint8 images through an albumentations pipeline -> (CHW float tensor, label)."""
+    """uint8 images through an albumentations pipeline -> (CHW float tensor, label).
 
-    def __init__(self, split: Split, transform):
-        self.images, self.labels, self.transform = split.images, split.labels, transform
+    With a `seed`, image i in epoch e is augmented from its own random stream, seeded by
+    (seed, e, i) (`set_epoch` sets e): the crops, flips and holes of an epoch depend neither on
+    the number of loader workers nor on what ran before it, so a run resumed at epoch e sees the
+    same images as a run that never stopped. Without a seed the pipeline's own stream is used.
+    """
+
+    def __init__(self, split: Split, transform, seed=None):
+        self.images, self.labels, self.transform, self.seed, self.epoch = split.images, split.labels, transform, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self):
         return len(self.labels)
 
     def __getitem__(self, i):
+        if self.seed is not None:
+            reseed(self.transform, (self.seed, self.epoch, int(i)))
         return self.transform(image=self.images[i])["image"], int(self.labels[i])
 
 
+class EpochShuffle(Sampler):
+    """A new random order every epoch, drawn from (seed, epoch) alone (`set_epoch`), like
+    DistributedSampler: an epoch's order does not depend on how many epochs ran in this process."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        return iter(np.random.default_rng((self.seed, self.epoch)).permutation(self.n).tolist())
+
+
 def seed_worker(worker_id: int) -> None:
-    """Reseed a worker's augmentations from torch's per-worker seed.
+    """Reseed an unseeded dataset's augmentations in a worker from torch's per-worker seed.
 
     Forked workers inherit one copy of the pipeline's random state, so without this every worker
-    draws the same crops, flips and holes, and, without persistent workers, every epoch repeats
-    the last. torch gives each worker base_seed + id, with a new base_seed per epoch.
+    would draw the same crops, flips and holes. (A seeded CIFARDataset reseeds per image instead.)
     """
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
@@ -184,13 +212,20 @@ def auto_workers(device_type: str) -> int:
     return min(2, cores - 1)  # leave the cores to the model on a CPU
 
 
+def resolve_workers(cfg, device_type: str) -> int:
+    """The loader worker count of `cfg` (-1: chosen from the device and the cores)."""
+    return auto_workers(device_type) if cfg.workers < 0 else cfg.workers
+
+
 def make_loader(dataset, batch_size: int, train: bool, workers: int, device_type: str = "cpu", seed: int = 0,
                 persistent: bool = True):
+    """Training: shuffled by EpochShuffle(seed); its workers start anew each epoch (not persistent),
+    so that they see the epoch number the dataset was given. Testing: in order, persistent workers."""
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=train, num_workers=workers,
-        pin_memory=device_type == "cuda", persistent_workers=persistent and workers > 0,
-        worker_init_fn=seed_worker if workers > 0 else None,
-        generator=torch.Generator().manual_seed(seed) if train else None)
+        dataset, batch_size=batch_size, sampler=EpochShuffle(len(dataset), seed) if train else None,
+        num_workers=workers, pin_memory=device_type == "cuda",
+        persistent_workers=persistent and not train and workers > 0,
+        worker_init_fn=seed_worker if workers > 0 else None)
 
 
 @dataclass
@@ -198,20 +233,30 @@ class CIFAR10:
     train: Split
     test: Split
     source: str  # where the images came from, for the record
+    digest: str  # sha1 of the pixels and labels of both splits: which data a run saw
 
 
 def load_data(cfg) -> CIFAR10:
     """The train and test splits that `cfg` asks for (source and subset sizes)."""
     train, test = load_cifar10(cfg.data_root, cfg.download_dir, cfg.cache_dir)
     source = f"image folder {cfg.data_root}" if cfg.data_root else "torchvision CIFAR-10"
-    return CIFAR10(train.subset(cfg.train_subset, cfg.seed, "S10_TRAIN_SUBSET"),
-                   test.subset(cfg.test_subset, cfg.seed, "S10_TEST_SUBSET"), source)
+    train = train.subset(cfg.train_subset, cfg.seed, "S10_TRAIN_SUBSET")
+    test = test.subset(cfg.test_subset, cfg.seed, "S10_TEST_SUBSET")
+    return CIFAR10(train, test, source, digest(train, test))
+
+
+def digest(*splits: Split) -> str:
+    h = hashlib.sha1()
+    for split in splits:
+        h.update(np.ascontiguousarray(split.images).data)
+        h.update(np.ascontiguousarray(split.labels, np.int64).data)
+    return h.hexdigest()
 
 
 def make_loaders(data: CIFAR10, cfg, device_type: str):
     """(train_loader, test_loader): augmented and shuffled for training, plain for testing."""
-    workers = auto_workers(device_type) if cfg.workers < 0 else cfg.workers
-    train_set = CIFARDataset(data.train, train_transforms(MEAN, STD, cfg.cutout_p, seed=cfg.seed))
+    workers = resolve_workers(cfg, device_type)
+    train_set = CIFARDataset(data.train, train_transforms(MEAN, STD, cfg.cutout_p), seed=cfg.seed)
     test_set = CIFARDataset(data.test, eval_transforms(MEAN, STD))
     return (make_loader(train_set, cfg.batch_size, True, workers, device_type, cfg.seed),
             make_loader(test_set, cfg.batch_size, False, workers, device_type))

@@ -2,14 +2,20 @@
 
 The rule, applied to the exponentially smoothed loss of a sweep from `start_lr` to `end_lr`:
 
-    LRMAX = (LR at the smoothed-loss minimum) / lr_max_divisor     (default 10)
-    LRMIN = LRMAX / lr_min_divisor                                  (default 10)
+    LRMAX = (LR at the smoothed-loss minimum) / lr_max_divisor     (default 1)
+    LRMIN = LRMAX / lr_min_divisor                                  (default 100)
 
 Why not the steepest slope (torch-lr-finder's `suggest_lr`): on this model a 100-step sweep from
 1e-5 puts the steepest point at ~3e-5, in the noise of the first steps, while the loss minimum sits
 near 2e-2; the slope rule picks an LR a thousand times too small. The minimum of the smoothed loss
-is a single, stable landmark; one decade below it the loss still falls fast and is far from the
-divergence just past the minimum (fastai's "minimum / 10").
+is a single, stable landmark.
+
+Why the minimum itself, not fastai's "minimum / 10": with Adam and this network the loss-minimum
+LR is a good one-cycle peak. On CIFAR-10 (JPEG copy) the sweep puts it near 1e-2; an independent
+run of this spec there (Adam, weight decay 1e-4, 24 epochs, final epoch) reached 90.6% with
+LRMAX 1e-2 / LRMIN 1e-4 but 89.8% with LRMAX 2.4e-3 / LRMIN 2.4e-4, and public solutions of this
+exercise reached 93% on the original data with Adam peaks from 2e-3 to 1.8e-2. LRMIN two decades
+below the peak lets the last epochs settle.
 """
 import contextlib
 import io
@@ -39,8 +45,11 @@ class LRTest:
     lr_min: float      # LRMIN, where the cycle starts and ends
     diverged: bool = False  # the sweep stopped early because the loss blew up
 
+    def __str__(self):
+        return f"loss minimum at LR {self.lr_at_min:.2e}: LRMAX {self.lr_max:.2e}, LRMIN {self.lr_min:.2e}"
 
-def pick_lrs(lrs, losses, max_divisor: float = 10.0, min_divisor: float = 10.0) -> LRTest:
+
+def pick_lrs(lrs, losses, max_divisor: float = 1.0, min_divisor: float = 100.0) -> LRTest:
     """Apply the rule of this module's docstring to a range-test curve."""
     lrs, losses = np.asarray(lrs, float), np.asarray(losses, float)
     finite = np.isfinite(losses)
@@ -59,7 +68,7 @@ def pick_lrs(lrs, losses, max_divisor: float = 10.0, min_divisor: float = 10.0) 
 
 
 def lr_range_test(model, optimizer, loader, device, start_lr, end_lr, iters,
-                  amp_dtype=None, max_divisor=10.0, min_divisor=10.0) -> LRTest:
+                  amp_dtype=None, max_divisor=1.0, min_divisor=100.0) -> LRTest:
     """Sweep the LR exponentially (Adam as given, cross-entropy loss) from `start_lr` to `end_lr` over `iters` batches, then restore
     model and optimizer (`LRFinder.reset`) and pick LRMAX and LRMIN by `pick_lrs`."""
     criterion = torch.nn.CrossEntropyLoss()

@@ -1,9 +1,19 @@
 """Figures for the notebook. Each function returns a matplotlib Figure (built without pyplot, so
 Jupyter shows it once, as the cell's value, and nothing leaks between cells)."""
+from pathlib import Path
+
 import numpy as np
 from matplotlib.figure import Figure
 
 from utils.data import CLASSES
+
+
+def save(fig: Figure, folder, name: str, dpi: int = 80) -> Figure:
+    """Write `fig` as folder/name.png (nothing if `folder` is empty); return it, so a cell shows it."""
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        fig.savefig(Path(folder) / f"{name}.png", dpi=dpi)
+    return fig
 
 
 def image_grid(images, labels, n=20, ncols=10, title=None) -> Figure:

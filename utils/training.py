@@ -2,20 +2,16 @@
 
 Gets model, loaders, optimizer and scheduler as arguments; draws nothing (no matplotlib here).
 """
-import os
 import random
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be used; the message says what to do."""
+from utils.checkpoint import Checkpoint, CheckpointError  # noqa: F401  (CheckpointError: part of this API)
 
 
 def seed_everything(seed: int) -> None:
@@ -40,6 +36,12 @@ class Precision:
     channels_last: bool = False      # NHWC memory layout for model and inputs
     scaler: torch.amp.GradScaler = field(  # loss scaling, on for CUDA fp16 only
         default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))
+
+    @property
+    def name(self) -> str:
+        """e.g. "bf16 channels_last", "fp32"."""
+        dtype = {torch.bfloat16: "bf16", torch.float16: "fp16", None: "fp32"}[self.dtype]
+        return dtype + (" channels_last" if self.channels_last else "")
 
     @property
     def memory_format(self):
@@ -75,7 +77,7 @@ def pick_precision(device, amp=True, channels_last=True) -> Precision:
     return Precision(dtype, channels_last, scaler)
 
 
-def describe(cfg, device, precision) -> str:
+def describe(cfg, device, precision, workers) -> str:
     """Versions, device and precision of this run, for the record at the top of the notebook."""
     import platform
 
@@ -86,12 +88,12 @@ def describe(cfg, device, precision) -> str:
         name = torch.cuda.get_device_name(device)
     else:
         name = f"{cpu_name() or platform.machine()}, {torch.get_num_threads()} threads"
-    dtype = str(precision.dtype).replace("torch.", "") if precision.dtype else "fp32"
+    dtype = precision.name
     if device.type == "cpu" and cfg.amp and precision.dtype is None:
         dtype += " (this CPU has no native bf16)"
     return (f"python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
             f"albumentations {albumentations.__version__}\n"
-            f"device {device} ({name}), precision {dtype}, channels_last {precision.channels_last}, seed {cfg.seed}")
+            f"device {device} ({name}), precision {dtype}, loader workers {workers}, seed {cfg.seed}")
 
 
 def cpu_name() -> str:
@@ -177,72 +179,47 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
         checkpoint=None, resume=True, progress=True, log=print) -> list:
     """Train for `epochs` epochs; return the history, one dict per epoch.
 
-    After every epoch the state is written to `checkpoint` (if given); with `resume`, an existing
-    checkpoint is loaded first and training continues after its last epoch. A diverging epoch
-    raises DivergenceError before anything is written, so the last good checkpoint stays.
+    `checkpoint` (a Checkpoint, or a path for one) is written after every epoch; an existing one
+    is loaded first (with `resume`) and training continues after its last finished epoch. Every
+    epoch of the run is printed, those trained by an earlier execution marked `*`. Each epoch's
+    shuffle and augmentation come from (seed, epoch) (`set_epoch`), so a resumed run ends with the
+    weights of one that never stopped. A diverging epoch raises DivergenceError before anything
+    is written, so the last good checkpoint stays.
     """
-    history = []
-    if checkpoint and resume and Path(checkpoint).exists():
-        history = load_checkpoint(checkpoint, model, optimizer, scheduler, precision.scaler, train_loader)
-        log(f"resumed from {checkpoint} after epoch {len(history)}")
+    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+        checkpoint = Checkpoint(checkpoint, resume=resume)
+    history = checkpoint.restore(model, optimizer, scheduler, precision.scaler) if checkpoint else []
+    resumes = checkpoint.resumes if checkpoint else 0
+    if history:
+        resumes += len(history) < epochs
+        state = (f"continued after epoch {len(history)} (resume {resumes})" if len(history) < epochs
+                 else f"complete ({len(history)} epochs, {resumes} resumes); nothing left to train")
+        log(f"run in {checkpoint.path} {state}; * = trained by an earlier execution")
+        for row in history:
+            log(format_epoch(row, epochs) + "  *")
     for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
+        set_epoch(train_loader, epoch)
         train = train_one_epoch(model, train_loader, optimizer, scheduler, device, precision, progress, epoch)
         test = evaluate(model, test_loader, device, precision)
         history.append({"epoch": epoch, "lr": train["lrs"][-1], "lrs": train["lrs"],
                         "train_loss": train["loss"], "train_acc": train["acc"],
                         "test_loss": test["loss"], "test_acc": test["acc"],
-                        "seconds": time.perf_counter() - start})
+                        "seconds": time.perf_counter() - start, "execution": resumes + 1})
         log(format_epoch(history[-1], epochs))
         if checkpoint:
-            save_checkpoint(checkpoint, model, optimizer, scheduler, precision.scaler, train_loader, history)
+            checkpoint.save_epoch(model, optimizer, scheduler, precision.scaler, history, resumes, epochs)
     return history
+
+
+def set_epoch(loader, epoch: int) -> None:
+    """Tell the loader's sampler and dataset which epoch comes next (each that has `set_epoch`)."""
+    for part in (getattr(loader, "sampler", None), getattr(loader, "dataset", None)):
+        if hasattr(part, "set_epoch"):
+            part.set_epoch(epoch)
 
 
 def format_epoch(row: dict, epochs: int) -> str:
     return (f"epoch {row['epoch']:>2}/{epochs}  lr {row['lr']:.2e}  "
             f"train loss {row['train_loss']:.3f} acc {100 * row['train_acc']:5.2f}%  "
             f"test loss {row['test_loss']:.3f} acc {100 * row['test_acc']:5.2f}%  {row['seconds']:.0f} s")
-
-
-def save_checkpoint(path, model, optimizer, scheduler, scaler, train_loader, history) -> None:
-    """Everything needed to continue: weights, optimizer, schedule position, RNG states, history.
-    Written to a temporary file and renamed, so a kill mid-write leaves the previous one intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    generator = getattr(train_loader, "generator", None)
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "history": history,
-             "torch_rng": torch.get_rng_state(),
-             "loader_rng": generator.get_state() if generator is not None else None}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def load_checkpoint(path, model, optimizer, scheduler, scaler, train_loader=None) -> list:
-    """Restore the state saved by `save_checkpoint`; return its history."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        keys = {"model", "optimizer", "scheduler", "scaler", "history", "torch_rng"}
-        if not isinstance(state, dict) or not keys <= state.keys():
-            raise ValueError("keys missing")
-    except Exception as exc:
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
-                              "delete it to start over") from None
-    planned, saved = scheduler.state_dict().get("total_steps"), state["scheduler"].get("total_steps")
-    if planned != saved:
-        raise CheckpointError(f"checkpoint {path} is from a run of {saved} steps, this one has {planned}; "
-                              "delete it (or set S10_RESUME=0) to start over")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["torch_rng"])
-    generator = getattr(train_loader, "generator", None)
-    if generator is not None and state.get("loader_rng") is not None:
-        generator.set_state(state["loader_rng"])
-    return list(state["history"])

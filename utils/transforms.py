@@ -43,10 +43,12 @@ def eval_transforms(mean, std) -> A.Compose:
 
 
 def reseed(transform: A.Compose, seed) -> None:
-    """Give every step of `transform` one shared random stream seeded with `seed` (None: fresh entropy).
+    """Give every step of `transform` one shared random stream seeded with `seed`: an int, a tuple
+    of ints such as (seed, epoch, index), or None for fresh entropy.
 
     `A.Compose(seed=...)` and `Compose.set_random_seed` (albumentations 2.0.x) hand each step its
     own generator with the same seed, so the first draws of crop, flip and cutout are correlated;
     one shared stream keeps them independent.
     """
-    transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
+    rng = np.random.default_rng(seed)
+    transform.set_random_state(rng, random.Random(int(rng.integers(2**63))))

@@ -1,0 +1,252 @@
+"""The run on disk.
+
+One checkpoint file holds everything a run needs to continue: what the run is (its identity:
+the settings that change the result, the data, device, precision and a hash of the code training
+depends on), its LR range test (stored as soon as it is found, before epoch 1) and, after every
+finished epoch, the training state. Continuing with a different identity stops with one line that
+names what differs. Beside it, the run record (JSON: one row per epoch, the range test, the
+machine) grows after every epoch, and the final weights are written next to the record as `.pt`.
+"""
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+# The code whose change changes the result (figures and docs may change while a run trains).
+CODE = ("models/resnet.py", "utils/data.py", "utils/transforms.py", "utils/lr.py", "utils/training.py",
+        "utils/checkpoint.py")
+# The settings whose change changes the result (paths, workers and progress bars do not).
+RESULT_SETTINGS = ("seed", "train_subset", "test_subset", "batch_size", "cutout_p", "lr_finder_start",
+                   "lr_finder_end", "lr_finder_iters", "lr_max_divisor", "lr_min_divisor", "epochs",
+                   "peak_epoch", "weight_decay", "cycle_beta1")
+START_OVER = "delete it or set S10_CHECKPOINT to a new file to start over"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used; the message says what to do."""
+
+
+def code_hashes(root=ROOT) -> dict:
+    """{file: sha256 prefix} of the code in CODE."""
+    return {name: hashlib.sha256((Path(root) / name).read_bytes()).hexdigest()[:16] for name in CODE}
+
+
+def run_identity(cfg, data_digest: str, device: torch.device, precision_name: str) -> dict:
+    """What makes two executions the same run."""
+    return {"settings": {name: getattr(cfg, name) for name in RESULT_SETTINGS}, "data": data_digest,
+            "device": device.type, "precision": precision_name, "code": code_hashes()}
+
+
+def differences(saved: dict, now: dict) -> list:
+    """Human-readable differences between two identities, e.g. ["S10_SEED 1 -> 2", "the code of utils/lr.py"]."""
+    from utils.config import env_name
+
+    found = []
+    for name, value in now["settings"].items():
+        if saved["settings"].get(name) != value:
+            found.append(f"{env_name(name)} {saved['settings'].get(name)!r} -> {value!r}")
+    if saved["data"] != now["data"]:
+        found.append(f"the data (sha1 {saved['data'][:10]} -> {now['data'][:10]})")
+    for key in ("device", "precision"):
+        if saved[key] != now[key]:
+            found.append(f"{key} {saved[key]} -> {now[key]}")
+    changed = sorted(name for name in set(saved["code"]) | set(now["code"])
+                     if saved["code"].get(name) != now["code"].get(name))
+    if changed:
+        found.append(f"the code of {', '.join(changed)}")
+    return found
+
+
+class Checkpoint:
+    """The checkpoint file of one run: `path`, checked against `identity` when it is opened.
+
+    `resume=False` ignores what is there (and overwrites it at the first save). `identity=None`
+    skips the check (tests of the loop, which have no settings). `record`, a RunRecord, is
+    rewritten with every save, and gets the final weights after the last epoch.
+    """
+
+    def __init__(self, path, identity=None, resume=True, record=None):
+        self.path, self.identity, self.record = Path(path).expanduser(), identity, record
+        self.state = {}
+        if resume and self.path.exists():
+            self.state = self._read()
+            saved = self.state.get("identity")
+            if identity is not None and saved is not None:
+                changed = differences(saved, identity)
+                if changed:
+                    raise CheckpointError(f"checkpoint {self.path} is from another run ({'; '.join(changed)}); "
+                                          f"{START_OVER}")
+
+    def _read(self) -> dict:
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict):
+                raise ValueError("not a dictionary")
+        except Exception as exc:
+            raise CheckpointError(f"checkpoint {self.path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
+                                  "delete it to start over") from None
+        if self.identity is not None and "identity" not in state:
+            raise CheckpointError(f"checkpoint {self.path} does not say which run it belongs to (an older format); "
+                                  f"{START_OVER}")
+        return state
+
+    @property
+    def history(self) -> list:
+        return list(self.state.get("history", []))
+
+    @property
+    def resumes(self) -> int:
+        """How many times this run was continued after an interruption."""
+        return self.state.get("resumes", 0)
+
+    def save(self, **parts) -> None:
+        """Merge `parts` into the state and write it: to a temporary file, then renamed, so a kill
+        mid-write leaves the previous checkpoint intact."""
+        self.state.update(parts, identity=self.identity)
+        _write_atomic(self.path, lambda f: torch.save(self.state, f))
+
+    def range_test(self, sweep, log=print):
+        """The run's LR range test: the stored one if there is one, else `sweep()`, stored at once."""
+        from utils.lr import LRTest
+
+        if "lr_test" in self.state:
+            found = LRTest(**self.state["lr_test"])
+            log(f"LR range test stored with this run in {self.path} (not swept again): {found}")
+            return found
+        found = sweep()
+        self.save(lr_test=dataclasses.asdict(found))
+        if self.record:
+            self.record.write([], 0, self.state["lr_test"])
+        log(f"LR range test (stored with this run in {self.path}): {found}")
+        return found
+
+    def restore(self, model, optimizer, scheduler, scaler) -> list:
+        """Load the training state after the last finished epoch; return the history ([] if none)."""
+        if "model" not in self.state:
+            return []
+        planned, saved = scheduler.state_dict().get("total_steps"), self.state["scheduler"].get("total_steps")
+        if planned != saved:
+            raise CheckpointError(f"checkpoint {self.path} is from a run of {saved} steps, this one has {planned}; "
+                                  f"{START_OVER}")
+        model.load_state_dict(self.state["model"])
+        optimizer.load_state_dict(self.state["optimizer"])
+        scheduler.load_state_dict(self.state["scheduler"])
+        scaler.load_state_dict(self.state["scaler"])
+        torch.set_rng_state(self.state["torch_rng"])
+        return self.history
+
+    def save_epoch(self, model, optimizer, scheduler, scaler, history, resumes, epochs) -> None:
+        self.save(model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                  scaler=scaler.state_dict(), torch_rng=torch.get_rng_state(), history=history, resumes=resumes)
+        if self.record:
+            self.record.write(history, resumes, self.state.get("lr_test"), epochs)
+            if len(history) == epochs:
+                self.record.write_weights(model)
+
+
+class TrainedRun:
+    """A finished run read back from its final weights and run record (`S10_WEIGHTS`): it offers
+    what a Checkpoint offers to the notebook, and never sweeps or trains."""
+
+    def __init__(self, weights):
+        self.path = Path(weights).expanduser()
+        record = self.path.with_suffix(".json")
+        if not self.path.is_file():
+            raise CheckpointError(f"weights file {self.path} does not exist; set S10_WEIGHTS to a runs/*.pt file "
+                                  "or unset it")
+        if not record.is_file():
+            raise CheckpointError(f"the run record {record} is missing; keep the .json saved beside the weights")
+        try:
+            self.record = json.loads(record.read_text())
+            self.history, self.resumes = self.record["history"], self.record["resumes"]
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"the run record {record} is unreadable ({type(exc).__name__}: {exc}); "
+                                  "restore the .json saved beside the weights") from None
+
+    def range_test(self, sweep=None, log=print):
+        from utils.lr import LRTest
+
+        found = LRTest(**self.record["lr_test"])
+        log(f"LR range test from the run record of {self.path} (not swept): {found}")
+        return found
+
+    def restore(self, model, optimizer=None, scheduler=None, scaler=None) -> list:
+        """Load the final weights into `model`; return the run's history from its record."""
+        try:
+            model.load_state_dict(torch.load(self.path, map_location="cpu", weights_only=True))
+        except Exception as exc:
+            raise CheckpointError(f"cannot load the weights {self.path} ({type(exc).__name__}: {str(exc)[:200]}); "
+                                  "use weights saved by this notebook's run") from None
+        return list(self.history)
+
+
+def open_run(cfg, data, device, precision, workers):
+    """The run that `cfg` asks for: the trained one in `cfg.weights`, else the checkpoint in
+    `cfg.checkpoint` (checked against this run's identity) with its run record `cfg.record`."""
+    if cfg.weights:
+        return TrainedRun(cfg.weights)
+    if not cfg.checkpoint:
+        return None
+    import platform
+
+    import albumentations
+    import torchvision
+
+    from utils.training import cpu_name
+
+    info = {"data_source": data.source, "data_sha1": data.digest, "device": device.type,
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name() or platform.machine(),
+            "precision": precision.name, "threads": torch.get_num_threads(), "workers": workers,
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "torchvision": torchvision.__version__, "albumentations": albumentations.__version__},
+            "code_commit": git_commit(), "settings": dataclasses.asdict(cfg)}
+    record = RunRecord(cfg.record, info) if cfg.record else None
+    return Checkpoint(cfg.checkpoint, run_identity(cfg, data.digest, device, precision.name), cfg.resume, record)
+
+
+class RunRecord:
+    """The run record `path` (JSON), rewritten after every epoch, and the final weights beside it
+    (`path` with `.pt`: the model's state_dict in fp32). `info` holds what describes the run."""
+
+    def __init__(self, path, info: dict):
+        self.path, self.info = Path(path).expanduser(), info
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path.with_suffix(".pt")
+
+    def write(self, history, resumes, lr_test=None, epochs=None) -> None:
+        rows = [{key: value for key, value in row.items() if key != "lrs"} for row in history]
+        record = {**self.info, "epochs_done": len(rows), "epochs": epochs, "resumes": resumes,
+                  "lr_test": lr_test, "history": rows}
+        _write_atomic(self.path, lambda f: f.write(json.dumps(record, indent=1).encode()))
+
+    def write_weights(self, model) -> None:
+        weights = {name: value.detach().float().cpu() if value.is_floating_point() else value.cpu()
+                   for name, value in model.state_dict().items()}
+        _write_atomic(self.weights_path, lambda f: torch.save(weights, f))
+
+
+def _write_atomic(path: Path, write) -> None:
+    """write(file) into a temporary file beside `path`, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def git_commit(root=ROOT) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
