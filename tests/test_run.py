@@ -122,9 +122,12 @@ def test_the_record_grows_per_epoch_and_the_final_weights_reproduce_the_last_epo
     assert saved["epochs_done"] == EPOCHS and [r["epoch"] for r in saved["history"]] == [1, 2, 3]
     assert "lrs" not in saved["history"][0]
 
-    fresh = tiny_net()
-    trained = TrainedRun(record.weights_path)
-    assert trained.restore(fresh)[-1]["test_acc"] == history[-1]["test_acc"]
+    fresh, *rest = augmented_setup(0)  # S10_WEIGHTS: a new model gets the final weights, nothing trains
+    lines = []
+    shown = fit(fresh, *rest, EPOCHS, CPU, FP32, checkpoint=TrainedRun(record.weights_path), progress=False,
+                log=lines.append)
+    assert [row["test_acc"] for row in shown] == [row["test_acc"] for row in history]
+    assert "complete (3 epochs" in lines[0] and len(lines) == 1 + EPOCHS
     assert evaluate(fresh, test, CPU, FP32)["acc"] == pytest.approx(history[-1]["test_acc"], abs=1e-9)
 
 

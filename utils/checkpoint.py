@@ -18,8 +18,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 # The code whose change changes the result (figures and docs may change while a run trains).
-CODE = ("models/resnet.py", "utils/data.py", "utils/transforms.py", "utils/lr.py", "utils/training.py",
-        "utils/checkpoint.py")
+CODE = ("models/resnet.py", "utils/data.py", "utils/transforms.py", "utils/lr.py", "utils/training.py")
 # The settings whose change changes the result (paths, workers and progress bars do not).
 RESULT_SETTINGS = ("seed", "train_subset", "test_subset", "batch_size", "cutout_p", "lr_finder_start",
                    "lr_finder_end", "lr_finder_iters", "lr_max_divisor", "lr_min_divisor", "epochs",
@@ -100,6 +99,11 @@ class Checkpoint:
         return list(self.state.get("history", []))
 
     @property
+    def info(self) -> dict:
+        """What describes the run (device, precision, data source, ...): its record's, if any."""
+        return self.record.info if self.record else {}
+
+    @property
     def resumes(self) -> int:
         """How many times this run was continued after an interruption."""
         return self.state.get("resumes", 0)
@@ -162,8 +166,8 @@ class TrainedRun:
         if not record.is_file():
             raise CheckpointError(f"the run record {record} is missing; keep the .json saved beside the weights")
         try:
-            self.record = json.loads(record.read_text())
-            self.history, self.resumes = self.record["history"], self.record["resumes"]
+            self.info = json.loads(record.read_text())
+            self.history, self.resumes = self.info["history"], self.info["resumes"]
         except (ValueError, KeyError) as exc:
             raise CheckpointError(f"the run record {record} is unreadable ({type(exc).__name__}: {exc}); "
                                   "restore the .json saved beside the weights") from None
@@ -171,7 +175,7 @@ class TrainedRun:
     def range_test(self, sweep=None, log=print):
         from utils.lr import LRTest
 
-        found = LRTest(**self.record["lr_test"])
+        found = LRTest(**self.info["lr_test"])
         log(f"LR range test from the run record of {self.path} (not swept): {found}")
         return found
 

@@ -2,6 +2,7 @@
 
 Gets model, loaders, optimizer and scheduler as arguments; draws nothing (no matplotlib here).
 """
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -179,14 +180,14 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
         checkpoint=None, resume=True, progress=True, log=print) -> list:
     """Train for `epochs` epochs; return the history, one dict per epoch.
 
-    `checkpoint` (a Checkpoint, or a path for one) is written after every epoch; an existing one
+    `checkpoint` (a Checkpoint, a path for one, or a TrainedRun that only restores) is written after every epoch; an existing one
     is loaded first (with `resume`) and training continues after its last finished epoch. Every
     epoch of the run is printed, those trained by an earlier execution marked `*`. Each epoch's
     shuffle and augmentation come from (seed, epoch) (`set_epoch`), so a resumed run ends with the
     weights of one that never stopped. A diverging epoch raises DivergenceError before anything
     is written, so the last good checkpoint stays.
     """
-    if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
+    if isinstance(checkpoint, (str, os.PathLike)):
         checkpoint = Checkpoint(checkpoint, resume=resume)
     history = checkpoint.restore(model, optimizer, scheduler, precision.scaler) if checkpoint else []
     resumes = checkpoint.resumes if checkpoint else 0
