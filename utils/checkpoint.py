@@ -23,6 +23,8 @@ CODE = ("models/resnet.py", "utils/data.py", "utils/transforms.py", "utils/lr.py
 RESULT_SETTINGS = ("seed", "train_subset", "test_subset", "batch_size", "cutout_p", "lr_finder_start",
                    "lr_finder_end", "lr_finder_iters", "lr_max_divisor", "lr_min_divisor", "epochs",
                    "peak_epoch", "weight_decay", "cycle_beta1")
+# Data sets recognised by their digest (utils.data.digest of the full train and test splits).
+KNOWN_DATA = {"4d04bc84900edfe6380e58987fc24b001bd984f8": "CIFAR-10 (JPEG copy)"}
 START_OVER = "delete it or set S10_CHECKPOINT to a new file to start over"
 
 
@@ -203,7 +205,8 @@ def open_run(cfg, data, device, precision, workers):
 
     from utils.training import cpu_name
 
-    info = {"data_source": data.source, "data_sha1": data.digest, "device": device.type,
+    name = KNOWN_DATA.get(data.digest)
+    info = {"data_source": f"{name}, {data.source}" if name else data.source, "data_sha1": data.digest, "device": device.type,
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name() or platform.machine(),
             "precision": precision.name, "threads": torch.get_num_threads(), "workers": workers,
             "versions": {"python": platform.python_version(), "torch": torch.__version__,

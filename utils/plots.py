@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from utils.data import CLASSES
+from utils.data import CLASSES, MEAN, STD
 
 
 def save(fig: Figure, folder, name: str, dpi: int = 80) -> Figure:
@@ -16,16 +16,26 @@ def save(fig: Figure, folder, name: str, dpi: int = 80) -> Figure:
     return fig
 
 
-def image_grid(images, labels, n=20, ncols=10, title=None) -> Figure:
-    """The first `n` uint8 HWC images with their class names."""
-    n = min(n, len(images))
-    nrows = -(-n // ncols)
+def by_class(labels, per_class: int = 1, classes: int = len(CLASSES)) -> list:
+    """Indices of the first `per_class` images of each class, class by class (the folders are
+    sorted by class, so "the first 20 images" would all be airplanes)."""
+    labels = np.asarray(labels)
+    return [int(i) for c in range(classes) for i in np.flatnonzero(labels == c)[:per_class]]
+
+
+def image_grid(images, labels, per_class=2, title=None) -> Figure:
+    """`per_class` images of every class with their class names, a class per column."""
+    picked = by_class(labels, per_class)
+    ncols = len(CLASSES)
+    nrows = -(-len(picked) // ncols)
     fig = Figure(figsize=(1.2 * ncols, 1.35 * nrows), layout="constrained")
-    for i, ax in enumerate(fig.subplots(nrows, ncols, squeeze=False).flat):
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.flat:
         ax.axis("off")
-        if i < n:
-            ax.imshow(images[i])
-            ax.set_title(CLASSES[int(labels[i])], fontsize=8)
+    for k, i in enumerate(picked):
+        ax = axes[k % per_class, k // per_class] if nrows == per_class else axes.flat[k]
+        ax.imshow(images[i], interpolation="nearest")
+        ax.set_title(CLASSES[int(labels[i])], fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
@@ -63,3 +73,125 @@ def schedule_plot(lrs, steps_per_epoch) -> Figure:
     ax.set_ylabel("learning rate")
     ax.set_title(f"one-cycle: {lrs[0]:.2e} -> {max(lrs):.2e} -> {lrs[-1]:.2e}")
     return fig
+
+
+def to_pixels(x) -> np.ndarray:
+    """A normalised CHW tensor from the pipelines -> HWC floats in 0..1 for imshow."""
+    x = x.detach().float().cpu().numpy().transpose(1, 2, 0)
+    return np.clip(x * np.array(STD) + np.array(MEAN), 0, 1)
+
+
+def augmentation_grid(dataset, n=4, epochs=range(1, 7)) -> Figure:
+    """An image of each of `n` classes as stored, then as the train pipeline draws it in each of
+    `epochs` (reflect-padded crop, flip, 8x8 cutout). The dataset's epoch is put back afterwards."""
+    indices = by_class(dataset.labels)[:n]
+    epochs, kept = list(epochs), dataset.epoch
+    fig = Figure(figsize=(1.25 * (len(epochs) + 1), 1.3 * len(indices)), layout="constrained")
+    axes = fig.subplots(len(indices), len(epochs) + 1, squeeze=False)
+    try:
+        for row, i in zip(axes, indices):
+            row[0].imshow(dataset.images[i], interpolation="nearest")
+            row[0].set_title(f"original: {CLASSES[int(dataset.labels[i])]}", fontsize=8)
+            for ax, epoch in zip(row[1:], epochs):
+                dataset.set_epoch(epoch)
+                ax.imshow(to_pixels(dataset[i][0]), interpolation="nearest")
+                ax.set_title(f"epoch {epoch}", fontsize=8)
+    finally:
+        dataset.set_epoch(kept)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle("train pipeline: pad 4 (reflect) + random crop 32, flip, 8x8 cutout", fontsize=10)
+    return fig
+
+
+def curves(history) -> Figure:
+    """Loss and accuracy per epoch, train against test."""
+    epochs = [row["epoch"] for row in history]
+    fig = Figure(figsize=(10, 3.5), layout="constrained")
+    loss, acc = fig.subplots(1, 2)
+    for split, style in (("train", "-o"), ("test", "-s")):
+        loss.plot(epochs, [row[f"{split}_loss"] for row in history], style, markersize=3, label=split)
+        acc.plot(epochs, [100 * row[f"{split}_acc"] for row in history], style, markersize=3, label=split)
+    loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    acc.set(xlabel="epoch", ylabel="accuracy (%)", title=f"accuracy (final test {100 * history[-1]['test_acc']:.2f}%)")
+    acc.axhline(90, color="grey", linestyle=":", label="target 90%")
+    for ax in (loss, acc):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def confusion_matrix(matrix) -> Figure:
+    """Counts, true class in rows, predicted class in columns."""
+    matrix = np.asarray(matrix)
+    fig = Figure(figsize=(6.5, 5.5), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
+    ax.set_yticks(range(len(CLASSES)), CLASSES)
+    ax.set(xlabel="predicted class", ylabel="true class", title="confusion matrix (test set)")
+    for (r, c), count in np.ndenumerate(matrix):
+        ax.text(c, r, f"{count}", ha="center", va="center", fontsize=7,
+                color="white" if count > matrix.max() / 2 else "black")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig
+
+
+def misclassified_grid(images, labels, predicted, confidence, ncols=5, title=None) -> Figure:
+    """Wrong predictions: each image titled true -> predicted (confidence)."""
+    n = len(images)
+    nrows = -(-n // ncols)
+    fig = Figure(figsize=(1.9 * ncols, 2.0 * nrows), layout="constrained")
+    for i, ax in enumerate(fig.subplots(nrows, ncols, squeeze=False).flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i], interpolation="nearest")
+            ax.set_title(f"true {CLASSES[labels[i]]}\npred {CLASSES[predicted[i]]} ({100 * confidence[i]:.0f}%)",
+                         fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def grad_cam_grid(images, labels, predicted, cam_pred, cam_true, layer: str, per_row=4) -> Figure:
+    """Per image three panels: the image, the CAM of the predicted class and the CAM of the true
+    class, overlaid (pytorch-grad-cam's show_cam_on_image); `layer` named in the title."""
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    n = len(images)
+    nrows = -(-n // per_row)
+    fig = Figure(figsize=(1.15 * 3 * per_row, 1.35 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, 3 * per_row, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        row, col = divmod(i, per_row)
+        rgb = np.asarray(images[i], np.float32) / 255
+        panels = [(rgb, f"true {CLASSES[labels[i]]}"),
+                  (show_cam_on_image(rgb, cam_pred[i], use_rgb=True), f"CAM {CLASSES[predicted[i]]}"),
+                  (show_cam_on_image(rgb, cam_true[i], use_rgb=True), f"CAM {CLASSES[labels[i]]}")]
+        for ax, (picture, caption) in zip(axes[row, 3 * col:3 * col + 3], panels):
+            ax.imshow(picture, interpolation="nearest")
+            ax.set_title(caption, fontsize=7)
+    fig.suptitle(f"Grad-CAM at {layer}: image | CAM of the predicted class | CAM of the true class", fontsize=10)
+    return fig
+
+
+def results_table(history, info: dict, found, resumes: int) -> str:
+    """The run's result in a few lines: final-epoch test accuracy first."""
+    last = history[-1]
+    best = max(history, key=lambda row: row["test_acc"])
+    seconds = [row["seconds"] for row in history]
+    rows = [
+        ("test accuracy, final epoch", f"{100 * last['test_acc']:.2f}% (epoch {last['epoch']}/{len(history)})"),
+        ("best epoch (information only)", f"{100 * best['test_acc']:.2f}% (epoch {best['epoch']})"),
+        ("train accuracy, final epoch", f"{100 * last['train_acc']:.2f}%"),
+        ("seconds per epoch", f"{np.mean(seconds):.0f} (train + test; {sum(seconds) / 60:.0f} min in all)"),
+        ("device", f"{info.get('device', '?')} ({info.get('device_name', '?')}), {info.get('threads', '?')} threads, "
+                   f"{info.get('workers', '?')} loader workers"),
+        ("precision", info.get("precision", "?")),
+        ("data", info.get("data_source", "?")),
+        ("LRMIN / LRMAX", f"{found.lr_min:.2e} / {found.lr_max:.2e} (loss minimum at {found.lr_at_min:.2e})"),
+        ("resumed", f"{resumes} time(s)"),
+    ]
+    return "\n".join(f"{name:<31}{value}" for name, value in rows)

@@ -1,0 +1,158 @@
+"""The analysis views: predictions, per-class scores, confusion matrix, mistakes, Grad-CAM, figures."""
+import numpy as np
+import pytest
+import torch
+
+from models import CustomResNet
+from tests.fakedata import make_images
+from utils import gallery, plots
+from utils.data import CLASSES, MEAN, STD, CIFARDataset, Split
+from utils.gallery import Predictions
+from utils.lr import LRTest
+from utils.transforms import train_transforms
+
+
+def predictions(probs, labels):
+    return Predictions(np.asarray(probs, float), np.asarray(labels))
+
+
+def test_confusion_counts_true_rows_and_predicted_columns():
+    matrix = gallery.confusion([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0])
+    assert matrix.shape == (10, 10) and matrix.sum() == 6
+    assert matrix[0, 0] == 1 and matrix[0, 1] == 1 and matrix[2, 0] == 1 and matrix[2, 2] == 2
+
+
+def test_per_class_table_lists_every_class_with_correct_over_total():
+    matrix = gallery.confusion([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0])
+    lines = gallery.per_class_table(matrix).splitlines()
+    assert len(lines) == 1 + len(CLASSES) + 1
+    assert lines[1].split() == ["airplane", "1", "/", "2", "50.0%"]
+    assert lines[3].split() == ["bird", "2", "/", "3", "66.7%"]
+    assert lines[-1].split() == ["all", "4", "/", "6", "66.7%"]
+
+
+def test_most_confident_mistakes_are_wrong_and_sorted_by_confidence():
+    probs = np.full((6, 10), 0.01)
+    for i, (cls, p) in enumerate([(0, 0.9), (1, 0.6), (2, 0.95), (3, 0.5), (4, 0.99), (5, 0.7)]):
+        probs[i, cls] = p
+    pred = predictions(probs, [0, 0, 0, 0, 4, 0])  # images 1, 2, 3, 5 are wrong
+    assert gallery.most_confident_mistakes(pred, n=3).tolist() == [2, 5, 1]
+    assert gallery.most_confident_mistakes(pred, n=20).tolist() == [2, 5, 1, 3]
+    assert pred.accuracy == pytest.approx(2 / 6)
+
+
+def test_from_logits_is_the_softmax():
+    pred = Predictions.from_logits(torch.tensor([[0.0, 0.0] + [-1e9] * 8]), torch.tensor([1]))
+    assert pred.probs[0, :2] == pytest.approx([0.5, 0.5]) and pred.labels.tolist() == [1]
+
+
+def test_normalize_matches_the_test_pipeline():
+    from utils.transforms import eval_transforms
+
+    images = make_images(1)[0][:3]
+    expected = torch.stack([eval_transforms(MEAN, STD)(image=im)["image"] for im in images])
+    torch.testing.assert_close(gallery.normalize(images), expected, rtol=0, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def trained_a_little():
+    """The real network after a few steps on generated images, so that class scores differ."""
+    torch.manual_seed(0)
+    model = CustomResNet()
+    images, labels = make_images(4)
+    x, y = gallery.normalize(images), torch.from_numpy(labels)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(3):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return model, images[::4][:6], labels[::4][:6]
+
+
+@pytest.mark.parametrize("layer, mode", [("res1", True), ("res3", False)])
+def test_grad_cam_shape_range_hooks_and_mode(trained_a_little, layer, mode):
+    model, images, labels = trained_a_little
+    model.train(mode)
+    target = getattr(model, layer)
+    with torch.no_grad():  # GradCAM needs gradients: grad_cam turns them back on
+        cams = gallery.grad_cam(model, target, images, labels)
+    assert cams.shape == (len(images), 32, 32)
+    assert cams.min() >= 0 and cams.max() <= 1 and cams.max() > 0.99  # scaled to 0..1
+    assert model.training is mode
+    assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())  # hooks gone
+
+
+def test_grad_cam_of_the_true_class_differs_from_the_predicted_one(trained_a_little):
+    model, images, labels = trained_a_little
+    other = (labels + 5) % 10
+    same, swapped = gallery.grad_cam(model, model.res1, images, labels), gallery.grad_cam(model, model.res1, images, other)
+    assert np.abs(same - swapped).max(axis=(1, 2)).min() > 0.05  # every image's map changes with the class
+    np.testing.assert_allclose(gallery.grad_cam(model, model.res1, images, labels), same, atol=1e-5)
+
+
+def axes_with_images(fig):
+    return [ax for ax in fig.axes if ax.images]
+
+
+def test_grad_cam_grid_has_three_panels_per_image_and_names_the_layer(trained_a_little):
+    model, images, labels = trained_a_little
+    cams = np.random.default_rng(0).random((len(images), 32, 32)).astype(np.float32)
+    fig = plots.grad_cam_grid(images, labels, (labels + 1) % 10, cams, cams, layer="res1 (16x16)", per_row=4)
+    assert len(axes_with_images(fig)) == 3 * len(images)
+    assert "res1 (16x16)" in fig._suptitle.get_text()
+
+
+def test_galleries_and_matrices_draw_one_panel_per_item():
+    images, labels = make_images(2)
+    fig = plots.misclassified_grid(images[:7], labels[:7], (labels[:7] + 1) % 10, np.full(7, 0.9), ncols=5)
+    assert len(axes_with_images(fig)) == 7 and "pred" in fig.axes[0].get_title()
+    fig = plots.confusion_matrix(gallery.confusion(labels, labels))
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == list(CLASSES)
+    assert len(fig.axes[0].texts) == 100
+
+
+def test_augmentation_grid_shows_draws_and_keeps_the_epoch():
+    images, labels = make_images(1)
+    dataset = CIFARDataset(Split(images, labels), train_transforms(MEAN, STD), seed=0)
+    dataset.set_epoch(7)
+    fig = plots.augmentation_grid(dataset, n=3, epochs=range(1, 5))
+    assert len(axes_with_images(fig)) == 3 * 5 and dataset.epoch == 7
+    drawn = [ax.images[0].get_array() for ax in fig.axes[1:5]]
+    assert not np.allclose(drawn[0], drawn[1])  # different epochs, different draws
+
+
+def history(n=3):
+    return [{"epoch": e, "train_loss": 2 / e, "test_loss": 2.1 / e, "train_acc": 0.3 * e, "test_acc": 0.29 * e,
+             "seconds": 10.0} for e in range(1, n + 1)]
+
+
+def test_sample_grids_show_every_class():
+    images, labels = make_images(3)
+    assert plots.by_class(labels, per_class=2)[:4] == [0, 1, 3, 4]
+    fig = plots.image_grid(images, labels, per_class=2)
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    assert len(titles) == 20 and sorted(set(titles)) == sorted(CLASSES)
+
+
+def test_curves_plot_train_and_test_per_epoch():
+    fig = plots.curves(history())
+    loss, acc = fig.axes
+    assert [line.get_label() for line in loss.lines] == ["train", "test"]
+    assert list(acc.lines[1].get_ydata()) == pytest.approx([29, 58, 87])
+
+
+def test_results_table_puts_the_final_epoch_first(tmp_path):
+    rows = history()
+    rows[1]["test_acc"] = 0.95  # a better epoch in the middle: information only
+    text = plots.results_table(rows, {"device": "cpu", "precision": "bf16", "data_source": "CIFAR-10 (JPEG copy)"},
+                               LRTest([], [], 1e-2, 1e-2, 1e-4), resumes=2)
+    first = text.splitlines()[0]
+    assert "final epoch" in first and "87.00%" in first
+    assert "95.00% (epoch 2)" in text and "1.00e-04 / 1.00e-02" in text and "2 time(s)" in text
+
+
+def test_save_writes_png_only_when_given_a_folder(tmp_path):
+    fig = plots.curves(history())
+    assert plots.save(fig, tmp_path / "figs", "curves") is fig
+    assert (tmp_path / "figs" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert plots.save(fig, "", "curves") is fig

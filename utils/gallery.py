@@ -1,0 +1,78 @@
+"""What the trained network gets right and wrong: scores per class, the confusion matrix, the most
+confident mistakes, and Grad-CAM maps (pytorch-grad-cam) of where it looked. Numbers only; the
+figures are drawn by utils/plots.py."""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from utils.data import CLASSES, MEAN, STD
+
+
+@dataclass
+class Predictions:
+    probs: np.ndarray   # (N, 10) softmax of the logits
+    labels: np.ndarray  # (N,) true classes
+
+    @classmethod
+    def from_logits(cls, logits: torch.Tensor, labels: torch.Tensor) -> "Predictions":
+        return cls(torch.softmax(logits.float(), 1).numpy(), labels.numpy())
+
+    @property
+    def predicted(self) -> np.ndarray:  # (N,)
+        return self.probs.argmax(1)
+
+    @property
+    def confidence(self) -> np.ndarray:  # (N,) probability of the predicted class
+        return self.probs.max(1)
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.predicted == self.labels).mean())
+
+
+def confusion(labels, predicted, classes: int = len(CLASSES)) -> np.ndarray:
+    """(classes, classes) counts: row = true class, column = predicted class."""
+    return np.bincount(classes * np.asarray(labels) + np.asarray(predicted), minlength=classes ** 2).reshape(classes, classes)
+
+
+def per_class_table(matrix: np.ndarray) -> str:
+    """class, correct / total, accuracy: one line per class, from a confusion matrix."""
+    lines = [f"{'class':<11}{'correct / total':>17}{'accuracy':>10}"]
+    for name, row, correct in zip(CLASSES, matrix, np.diag(matrix)):
+        lines.append(f"{name:<11}{correct:>9,} / {row.sum():<6,}{100 * correct / max(row.sum(), 1):>9.1f}%")
+    total = matrix.sum()
+    lines.append(f"{'all':<11}{np.trace(matrix):>9,} / {total:<6,}{100 * np.trace(matrix) / max(total, 1):>9.1f}%")
+    return "\n".join(lines)
+
+
+def most_confident_mistakes(pred: Predictions, n: int = 20) -> np.ndarray:
+    """Indices of the `n` wrong predictions with the highest confidence, most confident first."""
+    wrong = np.flatnonzero(pred.predicted != pred.labels)
+    return wrong[np.argsort(-pred.confidence[wrong], kind="stable")][:n]
+
+
+def normalize(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, 32, 32, 3) -> the network's input, (N, 3, 32, 32) float, as the test pipeline makes it."""
+    x = torch.from_numpy(images).float().div(255).permute(0, 3, 1, 2)
+    return (x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+
+
+def grad_cam(model, layer, images: np.ndarray, classes) -> np.ndarray:
+    """Grad-CAM of `layer` for class classes[i] of image i: (N, 32, 32) floats in 0..1.
+
+    GradCAM switches the model to eval and hooks the layer while the object lives; it is used as a
+    context manager so the hooks go when it is done, and the model's mode is put back. Gradients
+    are needed, so this works inside `torch.no_grad()` too. Runs in fp32, without autocast.
+    """
+    was_training = model.training
+    device = next(model.parameters()).device
+    targets = [ClassifierOutputTarget(int(c)) for c in classes]
+    try:
+        with torch.enable_grad(), GradCAM(model=model, target_layers=[layer]) as cam:
+            maps = cam(input_tensor=normalize(images).to(device), targets=targets)
+    finally:
+        model.train(was_training)
+    return np.clip(maps, 0.0, 1.0)
