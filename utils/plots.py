@@ -49,14 +49,19 @@ def lr_range_plot(found) -> Figure:
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("training loss (smoothed)")
-    for lr, name, style in [(found.lr_at_min, "loss minimum", ":"), (found.lr_max, "LRMAX", "--"),
-                            (found.lr_min, "LRMIN", "-.")]:
+    marks = [(found.lr_max, "LRMAX", "--"), (found.lr_min, "LRMIN", "-.")]
+    if found.lr_at_min != found.lr_max:
+        marks.insert(0, (found.lr_at_min, "loss minimum", ":"))
+    else:
+        marks[0] = (found.lr_max, "LRMAX = loss minimum", "--")
+    for lr, name, style in marks:
         ax.axvline(lr, color="black", linestyle=style, label=f"{name} {lr:.1e}")
     finite = np.isfinite(found.losses)
     low, high = np.min(np.asarray(found.losses)[finite]), np.asarray(found.losses)[finite][0]
     ax.set_ylim(low - 0.1 * (high - low + 1e-3), max(high, low) + 0.5 * (high - low + 1e-3))
-    ax.set_title(f"LR range test: LRMAX = LR at the loss minimum / {found.lr_at_min / found.lr_max:g}, "
-                 f"LRMIN = LRMAX / {found.lr_max / found.lr_min:g}", fontsize=10)
+    divisor = found.lr_at_min / found.lr_max
+    peak = "the LR at the loss minimum" + (f" / {divisor:g}" if abs(divisor - 1) > 1e-9 else "")
+    ax.set_title(f"LR range test: LRMAX = {peak}, LRMIN = LRMAX / {found.lr_max / found.lr_min:g}", fontsize=10)
     ax.legend()
     return fig
 
