@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from utils.data import CLASSES, MEAN, STD
 
@@ -123,6 +124,7 @@ def curves(history) -> Figure:
     for ax in (loss, acc):
         ax.legend()
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
 
 
