@@ -1,5 +1,8 @@
 # make run:  set up, then execute S10.ipynb top to bottom (full 24-epoch training), outputs saved in place
 # make test: set up, then the unit tests and the notebook smoke run
+# make full-run: the full run on the CIFAR-10 JPEG copy with its checkpoint in RUN_DIR (outside the
+#   clone): started, or continued after its last finished epoch; the executed notebook is written to
+#   RUN_DIR/S10.executed.ipynb (copy it over S10.ipynb when epoch 24 is done)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,7 +18,17 @@ setup: $(BIN)/.installed
 run: setup
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=-1 S10.ipynb
 
+RUN_DIR ?= $(HOME)/s10-runs
+DATA_ARCHIVE ?= ../shared/data/cifar10-jpeg.tar.gz
+
+full-run: setup
+	mkdir -p $(RUN_DIR)
+	[ -d $(RUN_DIR)/cifar10/train ] || { mkdir -p $(RUN_DIR)/cifar10 && tar -xzf $(DATA_ARCHIVE) -C $(RUN_DIR)/cifar10; }
+	CIFAR10_ROOT=$(RUN_DIR)/cifar10 S10_CHECKPOINT=$(RUN_DIR)/s10.pt S10_PROGRESS=0 \
+	  $(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 S10.ipynb \
+	  --output-dir $(RUN_DIR) --output S10.executed
+
 test: setup
 	$(BIN)/python -m pytest
 
-.PHONY: setup run test
+.PHONY: setup run full-run test
