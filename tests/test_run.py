@@ -151,3 +151,24 @@ def test_the_data_digest_tells_data_apart():
     b.images[0, 0, 0, 0] ^= 1
     assert digest(a) != digest(b)
     assert np.array_equal(a.labels, b.labels)
+
+
+def test_the_run_record_names_the_device_and_versions_the_set_up_line_prints(tmp_path):
+    from utils.checkpoint import open_run
+    from utils.data import CIFAR10
+    from utils.training import describe, pick_precision
+
+    split = Split(*make_images(2))
+    data = CIFAR10(split, split, "generated", "0" * 40)
+    cfg = Settings(checkpoint=str(tmp_path / "c.pt"), record=str(tmp_path / "r.json"))
+    device = torch.device("cpu")
+    precision = pick_precision(device, amp=False)
+    run = open_run(cfg, data, device, precision, workers=0)
+    run.record.write([], resumes=0)
+    record = json.loads((tmp_path / "r.json").read_text())
+    line = describe(cfg, device, precision, workers=0)
+    assert f"({record['device_name']}, {record['threads']} threads)" in line
+    for library, version in record["versions"].items():
+        assert f"{library} {version}" in line
+    assert set(record["versions"]) == {"python", "torch", "torchvision", "albumentations"}
+    assert (record["device"], record["precision"], record["workers"]) == ("cpu", precision.name, 0)

@@ -198,19 +198,11 @@ def open_run(cfg, data, device, precision, workers):
         return TrainedRun(cfg.weights)
     if not cfg.checkpoint:
         return None
-    import platform
-
-    import albumentations
-    import torchvision
-
-    from utils.training import cpu_name
+    from utils.training import environment
 
     name = KNOWN_DATA.get(data.digest)
-    info = {"data_source": f"{name}, {data.source}" if name else data.source, "data_sha1": data.digest, "device": device.type,
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name() or platform.machine(),
-            "precision": precision.name, "threads": torch.get_num_threads(), "workers": workers,
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "torchvision": torchvision.__version__, "albumentations": albumentations.__version__},
+    info = {"data_source": f"{name}, {data.source}" if name else data.source, "data_sha1": data.digest,
+            "device": device.type, **environment(device), "precision": precision.name, "workers": workers,
             "code_commit": git_commit(), "settings": dataclasses.asdict(cfg)}
     record = RunRecord(cfg.record, info) if cfg.record else None
     return Checkpoint(cfg.checkpoint, run_identity(cfg, data.digest, device, precision.name), cfg.resume, record)

@@ -78,22 +78,28 @@ def pick_precision(device, amp=True, channels_last=True) -> Precision:
     return Precision(dtype, channels_last, scaler)
 
 
-def describe(cfg, device, precision, workers) -> str:
-    """Versions, device and precision of this run, for the record at the top of the notebook."""
+def environment(device) -> dict:
+    """Device name, threads and library versions of this process (for the set-up line and the run record)."""
     import platform
 
     import albumentations
     import torchvision
 
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = f"{cpu_name() or platform.machine()}, {torch.get_num_threads()} threads"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name() or platform.machine()
+    return {"device_name": name, "threads": torch.get_num_threads(),
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "torchvision": torchvision.__version__, "albumentations": albumentations.__version__}}
+
+
+def describe(cfg, device, precision, workers) -> str:
+    """Versions, device and precision of this run, for the record at the top of the notebook."""
+    env = environment(device)
+    name = env["device_name"] if device.type == "cuda" else f"{env['device_name']}, {env['threads']} threads"
     dtype = precision.name
     if device.type == "cpu" and cfg.amp and precision.dtype is None:
         dtype += " (this CPU has no native bf16)"
-    return (f"python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
-            f"albumentations {albumentations.__version__}\n"
+    versions = ", ".join(f"{library} {version}" for library, version in env["versions"].items())
+    return (f"{versions}\n"
             f"device {device} ({name}), precision {dtype}, loader workers {workers}, seed {cfg.seed}")
 
 
