@@ -9,6 +9,7 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from utils.data import CLASSES, MEAN, STD
+from utils.transforms import eval_transforms
 
 
 @dataclass
@@ -55,9 +56,9 @@ def most_confident_mistakes(pred: Predictions, n: int = 20) -> np.ndarray:
 
 
 def normalize(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, 32, 32, 3) -> the network's input, (N, 3, 32, 32) float, as the test pipeline makes it."""
-    x = torch.from_numpy(images).float().div(255).permute(0, 3, 1, 2)
-    return (x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+    """uint8 (N, 32, 32, 3) -> the network's input, (N, 3, 32, 32) float, through the test pipeline."""
+    pipeline = eval_transforms(MEAN, STD)
+    return torch.stack([pipeline(image=image)["image"] for image in images])
 
 
 def grad_cam(model, layer, images: np.ndarray, classes) -> np.ndarray:
