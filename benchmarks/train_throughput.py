@@ -21,8 +21,8 @@ import torch
 from models import CustomResNet
 from utils.config import Settings
 from utils.data import MEAN, STD, CIFARDataset, Split, auto_workers, make_loader
-from utils.training import (Precision, cpu_has_bf16, cpu_name, evaluate, pick_device, pick_precision, train_one_epoch,
-                            train_step)
+from utils.device import Precision, cpu_has_bf16, cpu_name, pick_device, pick_precision
+from utils.training import evaluate, train_one_epoch, train_step
 from utils.transforms import eval_transforms, train_transforms
 
 

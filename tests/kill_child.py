@@ -12,7 +12,8 @@ import torch
 
 from tests.fakedata import loaders, tiny_net
 from utils.lr import one_cycle
-from utils.training import Precision, fit
+from utils.device import Precision
+from utils.training import fit
 
 EPOCHS = 4
 

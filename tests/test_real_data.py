@@ -9,7 +9,8 @@ from models import CustomResNet
 from utils.config import Settings
 from utils.data import load_data, make_loaders
 from utils.lr import one_cycle
-from utils.training import fit, pick_precision, seed_everything
+from utils.device import pick_precision
+from utils.training import fit, seed_everything
 
 needs_real_data = pytest.mark.skipif(
     not REAL_ROOT and not os.environ.get("S10_REQUIRE_REAL_DATA"),

@@ -15,7 +15,8 @@ from tests import kill_child
 from tests.fakedata import loaders, tiny_net
 from utils.lr import lr_range_test, one_cycle, planned_lrs
 from utils.checkpoint import Checkpoint
-from utils.training import CheckpointError, DivergenceError, Precision, fit
+from utils.device import Precision
+from utils.training import CheckpointError, DivergenceError, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU, FP32 = torch.device("cpu"), Precision()

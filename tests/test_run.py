@@ -11,7 +11,8 @@ from utils.checkpoint import Checkpoint, CheckpointError, RunRecord, TrainedRun,
 from utils.config import Settings
 from utils.data import MEAN, STD, CIFARDataset, Split, make_loader
 from utils.lr import LRTest, one_cycle
-from utils.training import Precision, evaluate, fit
+from utils.device import Precision
+from utils.training import evaluate, fit
 from utils.transforms import eval_transforms, train_transforms
 
 CPU, FP32 = torch.device("cpu"), Precision()
@@ -156,7 +157,7 @@ def test_the_data_digest_tells_data_apart():
 def test_the_run_record_names_the_device_and_versions_the_set_up_line_prints(tmp_path):
     from utils.checkpoint import open_run
     from utils.data import CIFAR10
-    from utils.training import describe, pick_precision
+    from utils.device import describe, pick_precision
 
     split = Split(*make_images(2))
     data = CIFAR10(split, split, "generated", "0" * 40)

@@ -3,7 +3,8 @@ import torch
 
 from tests.fakedata import loaders, tiny_net
 from utils.lr import one_cycle, planned_lrs
-from utils.training import CheckpointError, Precision, evaluate, fit, pick_precision
+from utils.device import Precision
+from utils.training import CheckpointError, evaluate, fit
 
 CPU = torch.device("cpu")
 FP32 = Precision()
@@ -69,9 +70,3 @@ def test_resume_refuses_a_corrupt_or_mismatched_checkpoint(tmp_path):
     longer = one_cycle(optimizer, 2e-2, 2e-3, 6, len(train), peak_epoch=1)
     with pytest.raises(CheckpointError, match="different|steps"):
         fit(model, train, test, optimizer, longer, 6, CPU, FP32, checkpoint=ckpt, progress=False)
-
-
-def test_precision_choice_on_cpu():
-    assert pick_precision(CPU, amp=False).dtype is None
-    chosen = pick_precision(CPU, amp=True)
-    assert chosen.dtype in (None, torch.bfloat16) and not chosen.scaler.is_enabled()

@@ -16,8 +16,12 @@ from pathlib import Path
 
 import torch
 
+from utils.device import environment
+
 ROOT = Path(__file__).resolve().parents[1]
 # The code whose change changes the result (figures and docs may change while a run trains).
+# utils/device.py is left out: it changes the result only through the device type and precision it
+# picks, and the identity records both by name (a run moved to another kind of machine starts over).
 CODE = ("models/resnet.py", "utils/data.py", "utils/transforms.py", "utils/lr.py", "utils/training.py")
 # The settings whose change changes the result (paths, workers and progress bars do not).
 RESULT_SETTINGS = ("seed", "train_subset", "test_subset", "batch_size", "cutout_p", "lr_finder_start",
@@ -198,8 +202,6 @@ def open_run(cfg, data, device, precision, workers):
         return TrainedRun(cfg.weights)
     if not cfg.checkpoint:
         return None
-    from utils.training import environment
-
     name = KNOWN_DATA.get(data.digest)
     info = {"data_source": f"{name}, {data.source}" if name else data.source, "data_sha1": data.digest,
             "device": device.type, **environment(device), "precision": precision.name, "workers": workers,

@@ -1,11 +1,11 @@
-"""Training and evaluation loops, `fit` with per-epoch checkpoints, device and precision choice.
+"""Training and evaluation loops and `fit` with per-epoch checkpoints.
 
-Gets model, loaders, optimizer and scheduler as arguments; draws nothing (no matplotlib here).
+Gets model, loaders, optimizer, scheduler, device and precision (utils/device.py) as arguments;
+draws nothing (no matplotlib here).
 """
 import os
 import random
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -19,96 +19,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-@dataclass
-class Precision:
-    dtype: torch.dtype = None        # autocast dtype; None = full fp32
-    channels_last: bool = False      # NHWC memory layout for model and inputs
-    scaler: torch.amp.GradScaler = field(  # loss scaling, on for CUDA fp16 only
-        default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))
-
-    @property
-    def name(self) -> str:
-        """e.g. "bf16 channels_last", "fp32"."""
-        dtype = {torch.bfloat16: "bf16", torch.float16: "fp16", None: "fp32"}[self.dtype]
-        return dtype + (" channels_last" if self.channels_last else "")
-
-    @property
-    def memory_format(self):
-        return torch.channels_last if self.channels_last else torch.contiguous_format
-
-    def autocast(self, device):
-        return torch.autocast(device.type, dtype=self.dtype, enabled=self.dtype is not None)
-
-    def to_device(self, x, y, device):
-        return x.to(device, non_blocking=True, memory_format=self.memory_format), y.to(device, non_blocking=True)
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU runs bf16 natively (AVX-512 BF16 or AMX). Without it, oneDNN emulates bf16
-    and autocast is ~10x slower than fp32 (measured: 3 vs 40 img/s on an AVX2-only AMD EPYC)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def pick_precision(device, amp=True, channels_last=True) -> Precision:
-    """Mixed precision where it is fast: bf16 on CPUs with native bf16 and on CUDA cards that have
-    it, fp16 with loss scaling on older CUDA cards and on MPS; fp32 otherwise."""
-    dtype = None
-    if amp and device.type == "cpu" and cpu_has_bf16():
-        dtype = torch.bfloat16
-    elif amp and device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    elif amp and device.type == "mps":
-        dtype = torch.float16
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16 and device.type == "cuda")
-    return Precision(dtype, channels_last, scaler)
-
-
-def environment(device) -> dict:
-    """Device name, threads and library versions of this process (for the set-up line and the run record)."""
-    import platform
-
-    import albumentations
-    import torchvision
-
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name() or platform.machine()
-    return {"device_name": name, "threads": torch.get_num_threads(),
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "torchvision": torchvision.__version__, "albumentations": albumentations.__version__}}
-
-
-def describe(cfg, device, precision, workers) -> str:
-    """Versions, device and precision of this run, for the record at the top of the notebook."""
-    env = environment(device)
-    name = env["device_name"] if device.type == "cuda" else f"{env['device_name']}, {env['threads']} threads"
-    dtype = precision.name
-    if device.type == "cpu" and cfg.amp and precision.dtype is None:
-        dtype += " (this CPU has no native bf16)"
-    versions = ", ".join(f"{library} {version}" for library, version in env["versions"].items())
-    return (f"{versions}\n"
-            f"device {device} ({name}), precision {dtype}, loader workers {workers}, seed {cfg.seed}")
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return ""
 
 
 def train_step(model, x, y, optimizer, device, precision):
