@@ -1,14 +1,16 @@
 """pytest session set-up, shared by the unit tests and the notebook smoke run (`--nbval-lax`).
 
 Smoke settings go into the environment before the notebook's kernel starts (it inherits them):
-a short schedule on a small subset. Without CIFAR10_ROOT the notebook runs on a small generated
+a short schedule on a small subset, whatever S10_* variables the caller had exported. Without CIFAR10_ROOT the notebook runs on a small generated
 image folder, since a test never downloads anything.
 """
+import dataclasses
 import os
 import shutil
 import tempfile
 
 from tests.fakedata import make_image_folder
+from utils.config import Settings, env_name
 
 SMOKE = {
     "S10_EPOCHS": "2",
@@ -25,13 +27,17 @@ _made = []
 
 
 def pytest_configure(config):
-    for name, value in SMOKE.items():
-        os.environ.setdefault(name, value)
+    # A developer's exported S10_* settings (S10_WEIGHTS, S10_EPOCHS=24, ...) must not change what the
+    # tests run: every setting but the data folder is cleared, then the smoke settings are set.
+    for field in dataclasses.fields(Settings):
+        if field.name != "data_root":
+            os.environ.pop(env_name(field.name), None)
+    os.environ.update(SMOKE)
     scratch = tempfile.mkdtemp(prefix="s10-test-")
     _made.append(scratch)
-    os.environ.setdefault("S10_CHECKPOINT", os.path.join(scratch, "smoke.pt"))
-    os.environ.setdefault("S10_RECORD", os.path.join(scratch, "runs", "smoke.json"))  # never over runs/
-    os.environ.setdefault("S10_FIGURES", os.path.join(scratch, "images"))  # never over images/
+    os.environ["S10_CHECKPOINT"] = os.path.join(scratch, "smoke.pt")
+    os.environ["S10_RECORD"] = os.path.join(scratch, "runs", "smoke.json")  # never over runs/
+    os.environ["S10_FIGURES"] = os.path.join(scratch, "images")  # never over images/
     if not REAL_ROOT:
         os.environ["CIFAR10_ROOT"] = str(make_image_folder(os.path.join(scratch, "cifar10"), 110, 50))
         os.environ["S10_CACHE_DIR"] = os.path.join(scratch, "cache")

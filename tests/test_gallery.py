@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 import torch
 
+from pytorch_grad_cam import GradCAM, LayerCAM
+
 from models import CustomResNet
 from tests.fakedata import make_images
 from utils import gallery, plots
@@ -44,13 +46,14 @@ def test_most_confident_mistakes_are_wrong_and_sorted_by_confidence():
 def test_from_logits_is_the_softmax():
     pred = Predictions.from_logits(torch.tensor([[0.0, 0.0] + [-1e9] * 8]), torch.tensor([1]))
     assert pred.probs[0, :2] == pytest.approx([0.5, 0.5]) and pred.labels.tolist() == [1]
+    sure = Predictions.from_logits(torch.tensor([[20.0] + [0.0] * 9]), torch.tensor([0]))
+    assert 0 < 1 - sure.confidence[0] < 1e-7  # not rounded to 1: the gallery can still tell it from 100%
 
 
-def test_normalize_matches_the_test_pipeline():
-    from utils.transforms import eval_transforms
-
+def test_normalize_gives_the_network_input_computed_by_hand():
     images = make_images(1)[0][:3]
-    expected = torch.stack([eval_transforms(MEAN, STD)(image=im)["image"] for im in images])
+    by_hand = (images / 255.0 - np.array(MEAN)) / np.array(STD)  # (N, 32, 32, 3)
+    expected = torch.from_numpy(by_hand.transpose(0, 3, 1, 2)).float()
     torch.testing.assert_close(gallery.normalize(images), expected, rtol=0, atol=1e-5)
 
 
@@ -69,17 +72,39 @@ def trained_a_little():
     return model, images[::4][:6], labels[::4][:6]
 
 
-@pytest.mark.parametrize("layer, mode", [("res1", True), ("res3", False)])
-def test_grad_cam_shape_range_hooks_and_mode(trained_a_little, layer, mode):
+@pytest.mark.parametrize("layer, mode, method", [("res1", True, LayerCAM), ("res1", False, GradCAM),
+                                                 ("res3", False, GradCAM)])
+def test_grad_cam_shape_range_hooks_and_mode(trained_a_little, layer, mode, method):
     model, images, labels = trained_a_little
     model.train(mode)
     target = getattr(model, layer)
     with torch.no_grad():  # GradCAM needs gradients: grad_cam turns them back on
-        cams = gallery.grad_cam(model, target, images, labels)
+        cams = gallery.grad_cam(model, target, images, labels, method)
     assert cams.shape == (len(images), 32, 32)
     assert cams.min() >= 0 and cams.max() <= 1 and cams.max() > 0.99  # scaled to 0..1
     assert model.training is mode
     assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())  # hooks gone
+
+
+def test_grad_cam_closes_its_cam_object_before_returning(trained_a_little):
+    """The hooks must go when grad_cam returns, not whenever the garbage collector gets to the object."""
+    model, images, labels = trained_a_little
+    events = []
+
+    class Watched(GradCAM):
+        def __exit__(self, *args):
+            events.append("exit")
+            return super().__exit__(*args)
+
+        def __del__(self):
+            events.append("del")
+
+    keep = []
+    original_init = Watched.__init__
+    Watched.__init__ = lambda self, *a, **k: (keep.append(self), original_init(self, *a, **k))[1]
+    gallery.grad_cam(model, model.res1, images, labels, Watched)
+    assert events == ["exit"]  # closed by the with block while a reference still lives (no __del__ yet)
+    assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
 
 
 def test_grad_cam_of_the_true_class_differs_from_the_predicted_one(trained_a_little):
@@ -97,9 +122,10 @@ def axes_with_images(fig):
 def test_grad_cam_grid_has_three_panels_per_image_and_names_the_layer(trained_a_little):
     model, images, labels = trained_a_little
     cams = np.random.default_rng(0).random((len(images), 32, 32)).astype(np.float32)
-    fig = plots.grad_cam_grid(images, labels, (labels + 1) % 10, cams, cams, layer="res1 (16x16)", per_row=4)
+    fig = plots.grad_cam_grid(images, labels, (labels + 1) % 10, cams, cams, layer="res1 (16x16)",
+                              method="LayerCAM", per_row=4)
     assert len(axes_with_images(fig)) == 3 * len(images)
-    assert "res1 (16x16)" in fig._suptitle.get_text()
+    assert fig._suptitle.get_text().startswith("LayerCAM at res1 (16x16)")
 
 
 def test_galleries_and_matrices_draw_one_panel_per_item():
@@ -148,7 +174,33 @@ def test_results_table_puts_the_final_epoch_first(tmp_path):
                                LRTest([], [], 1e-2, 1e-2, 1e-4), resumes=2)
     first = text.splitlines()[0]
     assert "final epoch" in first and "87.00%" in first
-    assert "95.00% (epoch 2)" in text and "1.00e-04 / 1.00e-02" in text and "2 time(s)" in text
+    assert "95.00% (epoch 2)" in text and "1.00e-04 / 1.00e-02" in text and "2 times" in text
+
+
+@pytest.mark.parametrize("workers, resumes, words", [(1, 1, ("1 loader worker\n", "once")),
+                                                     (2, 0, ("2 loader workers", "never"))])
+def test_results_table_speaks_plain_english(workers, resumes, words):
+    text = plots.results_table(history(), {"device": "cpu", "workers": workers}, LRTest([], [], 1e-2, 1e-2, 1e-4),
+                               resumes=resumes)
+    for word in words:
+        assert word in text + "\n"
+    assert "(s)" not in text
+
+
+def test_seconds_per_epoch_is_the_median_of_the_epochs():
+    rows = history()
+    for row, seconds in zip(rows, (700, 350, 360)):
+        row["seconds"] = seconds
+    assert plots.seconds_per_epoch(rows) == 360
+    assert "seconds per epoch              360 (median of 3 epochs" in plots.results_table(
+        rows, {}, LRTest([], [], 1e-2, 1e-2, 1e-4), resumes=0)
+
+
+@pytest.mark.parametrize("p, shown", [(0.6, "60%"), (0.99, "99%"), (0.991, "99.1%"), (0.99912, "99.91%"),
+                                      (0.99998, "99.998%"), (0.999996, "99.9996%"),
+                                      (0.9999992, ">99.9999%"), (1.0, ">99.9999%")])
+def test_confidences_show_the_decimals_that_tell_them_from_100(p, shown):
+    assert plots.percent(p) == shown
 
 
 def test_save_writes_png_only_when_given_a_folder(tmp_path):

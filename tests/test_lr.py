@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -65,10 +67,30 @@ def test_rule_uses_the_loss_minimum_not_early_noise():
 
 def test_rule_ignores_nan_and_refuses_a_curve_that_never_falls():
     lrs, losses = curve()
-    losses[-5:] = np.nan
-    assert np.isfinite(pick_lrs(lrs, losses).lr_max)
+    best = int(np.argmin(losses))
+    losses[best - 20] = np.nan  # a NaN before the minimum (np.argmin would pick the first NaN) ...
+    losses[-5:] = np.nan        # ... and after it, where a diverging sweep ends
+    assert pick_lrs(lrs, losses).lr_at_min == lrs[best]
     with pytest.raises(LRFinderError, match="never fell"):
         pick_lrs(lrs, np.linspace(2.3, 5, len(lrs)))
+
+
+def test_a_sweep_with_fewer_than_5_finite_losses_stops_with_one_line():
+    lrs, losses = curve()
+    losses[4:] = np.nan
+    with pytest.raises(LRFinderError, match=r"^the LR range test has fewer than 5 finite losses; raise S10_LR_FINDER_ITERS"):
+        pick_lrs(lrs, losses)
+
+
+def test_a_loss_still_falling_at_the_last_lr_warns_to_sweep_further():
+    lrs = np.geomspace(1e-5, 1e-2, 50)
+    losses = np.linspace(2.3, 1.0, 50)
+    with pytest.warns(UserWarning, match=r"still falling at the last LR tested \(1.00e-02\); raise S10_LR_FINDER_END"):
+        found = pick_lrs(lrs, losses)
+    assert found.lr_at_min == lrs[-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pick_lrs(*curve())  # a curve with a minimum inside the sweep does not warn
 
 
 def test_range_test_finds_lrs_in_range_and_restores_the_weights():

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from models import CustomResNet
@@ -24,15 +25,16 @@ def test_shape_after_each_named_part():
     assert shapes == PARTS
 
 
-def test_residual_adds_the_block_output_to_its_input():
+@pytest.mark.parametrize("block, before, after", [("res1", "layer1", "layer2"), ("res3", "layer3", "pool")])
+def test_residual_adds_the_block_output_to_its_input(block, before, after):
     model = CustomResNet().eval()
     seen = {}
-    model.layer1.register_forward_hook(lambda m, i, o: seen.__setitem__("x", o))
-    model.res1.register_forward_hook(lambda m, i, o: seen.__setitem__("r", o))
-    model.layer2.register_forward_hook(lambda m, i, o: seen.__setitem__("into_layer2", i[0]))
+    getattr(model, before).register_forward_hook(lambda m, i, o: seen.__setitem__("x", o))
+    getattr(model, block).register_forward_hook(lambda m, i, o: seen.__setitem__("r", o))
+    getattr(model, after).register_forward_hook(lambda m, i, o: seen.__setitem__("into_next", i[0]))
     model(torch.randn(2, 3, 32, 32))
     assert seen["r"].abs().sum() > 0
-    torch.testing.assert_close(seen["into_layer2"], seen["x"] + seen["r"])
+    torch.testing.assert_close(seen["into_next"], seen["x"] + seen["r"])
 
 
 def test_forward_returns_logits_and_predict_proba_softmax():

@@ -14,7 +14,8 @@ from utils.training import fit, seed_everything
 
 needs_real_data = pytest.mark.skipif(
     not REAL_ROOT and not os.environ.get("S10_REQUIRE_REAL_DATA"),
-    reason="CIFAR10_ROOT is not set (.ci/run sets it and S10_REQUIRE_REAL_DATA, so CI never skips this)")
+    reason="CIFAR10_ROOT is not set (.ci/run sets it, with S10_REQUIRE_REAL_DATA=1, whenever "
+           "../shared/data/cifar10-jpeg.tar.gz is there; then this test runs or fails, never skips)")
 
 
 @needs_real_data

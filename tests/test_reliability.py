@@ -1,4 +1,5 @@
 """Interruption, divergence and reproducibility."""
+import contextlib
 import json
 import os
 import signal
@@ -23,27 +24,36 @@ CPU, FP32 = torch.device("cpu"), Precision()
 quiet = dict(progress=False, log=lambda s: None)
 
 
+@contextlib.contextmanager
 def child(*args):
-    return subprocess.Popen([sys.executable, "-m", "tests.kill_child", *map(str, args)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    """A training process (tests/kill_child.py), killed and reaped however the test ends: a failing
+    assertion never leaves one behind (the hanging one would sleep for 600 s)."""
+    process = subprocess.Popen([sys.executable, "-m", "tests.kill_child", *map(str, args)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
 
 
 def test_sigkill_mid_epoch_then_resume_gives_every_epoch_once_on_schedule(tmp_path):
     ckpt, out = tmp_path / "run.pt", tmp_path / "history.json"
-    victim = child(ckpt, out, "--hang-at", 3)
     flag = Path(str(out) + ".hanging")
-    deadline = time.time() + 120
-    while not flag.exists():
-        assert victim.poll() is None, victim.stdout.read()
-        assert time.time() < deadline, "the child never reached the middle of epoch 3"
-        time.sleep(0.1)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
+    with child(ckpt, out, "--hang-at", 3) as victim:
+        deadline = time.time() + 120
+        while not flag.exists():
+            assert victim.poll() is None, victim.stdout.read()
+            assert time.time() < deadline, "the child never reached the middle of epoch 3"
+            time.sleep(0.1)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
     assert not out.exists()
     assert [row["epoch"] for row in torch.load(ckpt, weights_only=True)["history"]] == [1, 2]
 
-    resumed = child(ckpt, out)
-    log, _ = resumed.communicate(timeout=120)
+    with child(ckpt, out) as resumed:
+        log, _ = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, log
     assert "continued after epoch 2 (resume 1)" in log
     history = json.loads(out.read_text())

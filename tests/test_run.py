@@ -132,6 +132,21 @@ def test_the_record_grows_per_epoch_and_the_final_weights_reproduce_the_last_epo
     assert evaluate(fresh, test, CPU, FP32)["acc"] == pytest.approx(history[-1]["test_acc"], abs=1e-9)
 
 
+def test_the_final_weights_are_written_once_after_the_last_epoch(tmp_path):
+    record = RunRecord(tmp_path / "s10.json", {"device": "cpu"})
+    seen = []  # each epoch line is printed before that epoch is saved: it sees the saves of the earlier ones
+
+    def log(line):
+        if line.startswith("epoch"):
+            seen.append((json.loads(record.path.read_text())["epochs_done"] if record.path.exists() else 0,
+                         record.weights_path.exists()))
+
+    fit(*augmented_setup(0), EPOCHS, CPU, FP32, checkpoint=Checkpoint(tmp_path / "run.pt", record=record),
+        progress=False, log=log)
+    assert seen == [(0, False), (1, False), (2, False)]
+    assert record.weights_path.is_file()
+
+
 def test_trained_run_errors_name_the_fix(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist; set S10_WEIGHTS"):
         TrainedRun(tmp_path / "none.pt")

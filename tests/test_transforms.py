@@ -29,6 +29,13 @@ def test_output_dtype_shape_and_normalisation():
         np.testing.assert_allclose(out.mean(dim=(1, 2)).numpy(), expected, atol=1e-5)
 
 
+def test_half_of_the_training_images_are_flipped_left_to_right():
+    transform = train_transforms(MEAN, STD, cutout_p=0.0, seed=0)
+    green = [denormalize(transform(image=coordinate_image())["image"])[:, :, 1] for _ in range(200)]
+    flipped = np.mean([g[:, 0].mean() > g[:, -1].mean() for g in green])  # column 0 greener than 31: mirrored
+    assert 0.35 < flipped < 0.65
+
+
 def test_test_pipeline_is_deterministic():
     image = make_images(1)[0][0]
     transform = eval_transforms(MEAN, STD)
@@ -90,6 +97,7 @@ def test_seeded_dataset_draws_per_image_and_epoch_whatever_the_workers():
 
 
 def test_unseeded_dataset_workers_draw_different_augmentations():
+    torch.manual_seed(0)  # the workers' seeds come from torch's global generator
     image = make_images(1)[0][:1]
     split = Split(np.repeat(image, 8, axis=0), np.zeros(8, np.int64))
     loader = make_loader(CIFARDataset(split, train_transforms(MEAN, STD, seed=0)), batch_size=1, train=False, workers=2)

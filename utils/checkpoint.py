@@ -47,24 +47,35 @@ def run_identity(cfg, data_digest: str, device: torch.device, precision_name: st
             "device": device.type, "precision": precision_name, "code": code_hashes()}
 
 
-def differences(saved: dict, now: dict) -> list:
-    """Human-readable differences between two identities, e.g. ["S10_SEED 1 -> 2", "the code of utils/lr.py"]."""
+def differences(saved: dict, now: dict, parts=("settings", "data", "device", "precision", "code")) -> list:
+    """Human-readable differences between two identities in `parts`, e.g. ["S10_SEED 1 -> 2",
+    "the code of utils/lr.py"]. An identity without "code" (an older run record) is not compared on it."""
     from utils.config import env_name
 
     found = []
     for name, value in now["settings"].items():
-        if saved["settings"].get(name) != value:
+        if "settings" in parts and saved["settings"].get(name) != value:
             found.append(f"{env_name(name)} {saved['settings'].get(name)!r} -> {value!r}")
-    if saved["data"] != now["data"]:
+    if "data" in parts and saved["data"] != now["data"]:
         found.append(f"the data (sha1 {saved['data'][:10]} -> {now['data'][:10]})")
     for key in ("device", "precision"):
-        if saved[key] != now[key]:
+        if key in parts and saved[key] != now[key]:
             found.append(f"{key} {saved[key]} -> {now[key]}")
-    changed = sorted(name for name in set(saved["code"]) | set(now["code"])
-                     if saved["code"].get(name) != now["code"].get(name))
-    if changed:
-        found.append(f"the code of {', '.join(changed)}")
+    if "code" in parts and "code" in saved:
+        changed = sorted(name for name in set(saved["code"]) | set(now["code"])
+                         if saved["code"].get(name) != now["code"].get(name))
+        if changed:
+            found.append(f"the code of {', '.join(changed)}")
     return found
+
+
+def record_identity(info: dict) -> dict:
+    """The identity of the run a record describes: stored in it, or for a record written before
+    identities were stored, rebuilt from its settings, data, device and precision."""
+    if "identity" in info:
+        return info["identity"]
+    return {"settings": {name: info.get("settings", {}).get(name) for name in RESULT_SETTINGS},
+            "data": info.get("data_sha1"), "device": info.get("device"), "precision": info.get("precision")}
 
 
 class Checkpoint:
@@ -161,9 +172,10 @@ class Checkpoint:
 
 class TrainedRun:
     """A finished run read back from its final weights and run record (`S10_WEIGHTS`): it offers
-    what a Checkpoint offers to the notebook, and never sweeps or trains."""
+    what a Checkpoint offers to the notebook, and never sweeps or trains. `epochs`, the schedule the
+    notebook was asked for, must be the run's: weights trained on would no longer be that run."""
 
-    def __init__(self, weights):
+    def __init__(self, weights, epochs=None):
         self.path = Path(weights).expanduser()
         record = self.path.with_suffix(".json")
         if not self.path.is_file():
@@ -177,6 +189,11 @@ class TrainedRun:
         except (ValueError, KeyError) as exc:
             raise CheckpointError(f"the run record {record} is unreadable ({type(exc).__name__}: {exc}); "
                                   "restore the .json saved beside the weights") from None
+        done = len(self.history)
+        if epochs is not None and epochs != done:
+            raise CheckpointError(f"S10_WEIGHTS={weights} holds a run of {done} epochs but S10_EPOCHS is {epochs}; "
+                                  f"unset S10_EPOCHS (or set it to {done}) to explore these weights")
+        self.identity = record_identity(self.info)
 
     def range_test(self, sweep=None, log=print):
         from utils.lr import LRTest
@@ -195,19 +212,108 @@ class TrainedRun:
         return list(self.history)
 
 
-def open_run(cfg, data, device, precision, workers):
+def open_run(cfg, data, device, precision, workers, log=print):
     """The run that `cfg` asks for: the trained one in `cfg.weights`, else the checkpoint in
-    `cfg.checkpoint` (checked against this run's identity) with its run record `cfg.record`."""
+    `cfg.checkpoint` (checked against this run's identity) with its run record (`record_path`).
+    Its `figures` is the folder its figures go to, "" if they are not saved (`claim_figures`)."""
     if cfg.weights:
-        return TrainedRun(cfg.weights)
-    if not cfg.checkpoint:
+        run = TrainedRun(cfg.weights, cfg.epochs)
+    else:
+        identity = run_identity(cfg, data.digest, device, precision.name)
+        name = KNOWN_DATA.get(data.digest)
+        info = {"data_source": f"{name}, {data.source}" if name else data.source, "data_sha1": data.digest,
+                "device": device.type, **environment(device), "precision": precision.name, "workers": workers,
+                "code_commit": git_commit(), "settings": dataclasses.asdict(cfg), "identity": identity}
+        path = record_path(cfg, identity, log)
+        run = Checkpoint(cfg.checkpoint, identity, cfg.resume, RunRecord(path, info) if path else None)
+    run.figures = claim_figures(cfg.figures, run.identity, log)
+    return run
+
+
+def record_path(cfg, identity, log=print):
+    """Where this run's record goes; None for none (S10_RECORD="").
+
+    "auto": runs/s10-seed<seed>.json for a run of the spec (every setting that changes the result at
+    its default but the seed), unless that file belongs to another run; else beside the checkpoint,
+    so that experiments never write into runs/. A record named in S10_RECORD that belongs to another
+    run stops the notebook: a run never overwrites another run's record and weights.
+    """
+    if not cfg.record:
         return None
-    name = KNOWN_DATA.get(data.digest)
-    info = {"data_source": f"{name}, {data.source}" if name else data.source, "data_sha1": data.digest,
-            "device": device.type, **environment(device), "precision": precision.name, "workers": workers,
-            "code_commit": git_commit(), "settings": dataclasses.asdict(cfg)}
-    record = RunRecord(cfg.record, info) if cfg.record else None
-    return Checkpoint(cfg.checkpoint, run_identity(cfg, data.digest, device, precision.name), cfg.resume, record)
+    if cfg.record != "auto":
+        changed = owner_differences(Path(cfg.record), identity)
+        if changed:
+            raise CheckpointError(f"run record {cfg.record} belongs to another run ({'; '.join(changed)}); "
+                                  "set S10_RECORD to another file (or S10_RECORD= for none)")
+        return Path(cfg.record)
+    checkpoint = Path(cfg.checkpoint)
+    beside = checkpoint.with_name(f"{checkpoint.stem}-record.json")
+    if not is_spec({name: getattr(cfg, name) for name in RESULT_SETTINGS}):
+        return beside
+    path = Path("runs") / f"s10-seed{cfg.seed}.json"
+    changed = owner_differences(path, identity)
+    if changed:
+        log(f"run record: {path} belongs to another run ({'; '.join(changed)}); this run's goes to {beside} "
+            "(S10_RECORD chooses)")
+        return beside
+    return path
+
+
+def is_spec(settings: dict) -> bool:
+    """Whether `settings` (name -> value) are the spec's: every setting that changes the result at its
+    default, but the seed."""
+    from utils.config import Settings
+
+    return all(settings.get(name) == getattr(Settings, name) for name in RESULT_SETTINGS if name != "seed")
+
+
+def read_records(folder="runs") -> list:
+    """The run records (JSON) in `folder` of runs of the spec, by seed: the seed study. Records of
+    experiments are left out; unfinished runs are kept (`epochs_done` < `epochs`)."""
+    records = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            info = json.loads(path.read_text())
+            identity = record_identity(info)
+        except (ValueError, AttributeError):
+            continue
+        if is_spec(identity["settings"]):
+            records.append({**info, "path": str(path), "seed": identity["settings"]["seed"],
+                            "epochs": identity["settings"]["epochs"]})
+    return sorted(records, key=lambda record: record["seed"])
+
+
+def owner_differences(record: Path, identity: dict) -> list:
+    """How the run whose record is in `record` differs from `identity`; [] if it is this run or none."""
+    if not record.is_file():
+        return []
+    try:
+        return differences(record_identity(json.loads(record.read_text())), identity)
+    except (ValueError, KeyError, TypeError):
+        return ["its record is unreadable"]
+
+
+FIGURES_STAMP = "run.json"  # in a figures folder: the identity of the run that drew its figures
+
+
+def claim_figures(folder, identity: dict, log=print) -> str:
+    """`folder` if it holds no figures of another run (claiming it with a stamp), else "" with one
+    line that says why: an execution with other settings or data never replaces them silently."""
+    if not folder:
+        return ""
+    stamp = Path(folder) / FIGURES_STAMP
+    if stamp.is_file():
+        try:
+            changed = differences(json.loads(stamp.read_text())["identity"], identity, parts=("settings", "data"))
+        except (ValueError, KeyError, TypeError):
+            changed = [f"{stamp} is unreadable"]
+        if changed:
+            log(f"figures not saved: {folder}/ holds those of another run ({'; '.join(changed)}); "
+                "set S10_FIGURES to a folder of its own")
+            return ""
+        return str(folder)
+    _write_atomic(stamp, lambda f: f.write(json.dumps({"identity": identity}, indent=1).encode()))
+    return str(folder)
 
 
 class RunRecord:

@@ -42,9 +42,10 @@ class Settings:
     seed: int = 1                    # seeds torch, numpy, random and the augmentations
     checkpoint: str = "checkpoints/s10.pt"  # the run's state: range test, then every epoch
     resume: bool = True              # continue from `checkpoint` when it exists (0: start over)
-    record: str = "runs/s10.json"    # run record (JSON, per epoch); final weights beside it as .pt; "" = none
+    record: str = "auto"             # run record (JSON, per epoch), final weights beside it as .pt; "" = none;
+                                     # "auto": runs/s10-seed<seed>.json for the spec, else beside the checkpoint
     weights: str = ""                # trained weights (.pt, record beside) to load instead of sweeping and training
-    figures: str = "images"          # folder for the notebook's figures (PNG); "" = not saved
+    figures: str = "images"          # folder for the notebook's figures (PNG), never another run's; "" = not saved
     progress: bool = True            # a tqdm bar per epoch (the one-line epoch summary prints anyway)
 
     def __post_init__(self):

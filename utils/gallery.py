@@ -14,12 +14,12 @@ from utils.transforms import eval_transforms
 
 @dataclass
 class Predictions:
-    probs: np.ndarray   # (N, 10) softmax of the logits
+    probs: np.ndarray   # (N, 10) softmax of the logits, float64 (float32 rounds 1 - 1e-8 to 1)
     labels: np.ndarray  # (N,) true classes
 
     @classmethod
     def from_logits(cls, logits: torch.Tensor, labels: torch.Tensor) -> "Predictions":
-        return cls(torch.softmax(logits.float(), 1).numpy(), labels.numpy())
+        return cls(torch.softmax(logits.double(), 1).numpy(), labels.numpy())  # fp64: 1 - p stays visible
 
     @property
     def predicted(self) -> np.ndarray:  # (N,)
@@ -61,18 +61,21 @@ def normalize(images: np.ndarray) -> torch.Tensor:
     return torch.stack([pipeline(image=image)["image"] for image in images])
 
 
-def grad_cam(model, layer, images: np.ndarray, classes) -> np.ndarray:
-    """Grad-CAM of `layer` for class classes[i] of image i: (N, 32, 32) floats in 0..1.
+def grad_cam(model, layer, images: np.ndarray, classes, method=GradCAM) -> np.ndarray:
+    """A class activation map of `layer` for class classes[i] of image i: (N, 32, 32) floats in 0..1.
 
-    GradCAM switches the model to eval and hooks the layer while the object lives; it is used as a
-    context manager so the hooks go when it is done, and the model's mode is put back. Gradients
-    are needed, so this works inside `torch.no_grad()` too. Runs in fp32, without autocast.
+    `method` is a pytorch-grad-cam class: GradCAM (feature maps weighted by their mean gradient,
+    then ReLU) or LayerCAM (weighted per position by the positive gradient), which keeps the maps of
+    a shallow layer such as `res1` from cancelling out to blank. It switches the model to eval and
+    hooks the layer while the object lives; it is used as a context manager so the hooks go when it
+    is done, and the model's mode is put back. Gradients are needed, so this works inside
+    `torch.no_grad()` too. Runs in fp32, without autocast.
     """
     was_training = model.training
     device = next(model.parameters()).device
     targets = [ClassifierOutputTarget(int(c)) for c in classes]
     try:
-        with torch.enable_grad(), GradCAM(model=model, target_layers=[layer]) as cam:
+        with torch.enable_grad(), method(model=model, target_layers=[layer]) as cam:
             maps = cam(input_tensor=normalize(images).to(device), targets=targets)
     finally:
         model.train(was_training)

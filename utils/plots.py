@@ -144,8 +144,19 @@ def confusion_matrix(matrix) -> Figure:
     return fig
 
 
+def percent(p: float) -> str:
+    """A probability as a percentage with the decimals that tell it from 100%: 0.6 -> "60%",
+    0.99912 -> "99.91%", 0.99998 -> "99.998%" (a whole-percent rounding would call both "100%");
+    closer to 1 than 1e-6: ">99.9999%"."""
+    gap = 1.0 - float(p)
+    if gap < 1e-6:
+        return ">99.9999%"
+    decimals = max(0, int(np.ceil(-np.log10(gap))) - 2)
+    return f"{100 * p:.{decimals}f}%"
+
+
 def misclassified_grid(images, labels, predicted, confidence, ncols=5, title=None) -> Figure:
-    """Wrong predictions: each image titled true -> predicted (confidence)."""
+    """Wrong predictions: each image titled true -> predicted (confidence, by `percent`)."""
     n = len(images)
     nrows = -(-n // ncols)
     fig = Figure(figsize=(1.9 * ncols, 2.0 * nrows), layout="constrained")
@@ -153,16 +164,16 @@ def misclassified_grid(images, labels, predicted, confidence, ncols=5, title=Non
         ax.axis("off")
         if i < n:
             ax.imshow(images[i], interpolation="nearest")
-            ax.set_title(f"true {CLASSES[labels[i]]}\npred {CLASSES[predicted[i]]} ({100 * confidence[i]:.0f}%)",
+            ax.set_title(f"true {CLASSES[labels[i]]}\npred {CLASSES[predicted[i]]} ({percent(confidence[i])})",
                          fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
 
 
-def grad_cam_grid(images, labels, predicted, cam_pred, cam_true, layer: str, per_row=4) -> Figure:
+def grad_cam_grid(images, labels, predicted, cam_pred, cam_true, layer: str, method="Grad-CAM", per_row=4) -> Figure:
     """Per image three panels: the image, the CAM of the predicted class and the CAM of the true
-    class, overlaid (pytorch-grad-cam's show_cam_on_image); `layer` named in the title."""
+    class, overlaid (pytorch-grad-cam's show_cam_on_image); `method` and `layer` named in the title."""
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
     n = len(images)
@@ -180,8 +191,18 @@ def grad_cam_grid(images, labels, predicted, cam_pred, cam_true, layer: str, per
         for ax, (picture, caption) in zip(axes[row, 3 * col:3 * col + 3], panels):
             ax.imshow(picture, interpolation="nearest")
             ax.set_title(caption, fontsize=7)
-    fig.suptitle(f"Grad-CAM at {layer}: image | CAM of the predicted class | CAM of the true class", fontsize=10)
+    fig.suptitle(f"{method} at {layer}: image | CAM of the predicted class | CAM of the true class", fontsize=10)
     return fig
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def seconds_per_epoch(history) -> float:
+    """The median of the run's epoch times (train + test): the one figure this project quotes as
+    "seconds per epoch"; epochs slowed by other work on the machine move it little."""
+    return float(np.median([row["seconds"] for row in history]))
 
 
 def results_table(history, info: dict, found, resumes: int) -> str:
@@ -193,12 +214,58 @@ def results_table(history, info: dict, found, resumes: int) -> str:
         ("test accuracy, final epoch", f"{100 * last['test_acc']:.2f}% (epoch {last['epoch']}/{len(history)})"),
         ("best epoch (information only)", f"{100 * best['test_acc']:.2f}% (epoch {best['epoch']})"),
         ("train accuracy, final epoch", f"{100 * last['train_acc']:.2f}%"),
-        ("seconds per epoch", f"{np.mean(seconds):.0f} (train + test; {sum(seconds) / 60:.0f} min in all)"),
+        ("seconds per epoch", f"{seconds_per_epoch(history):.0f} (median of {plural(len(seconds), 'epoch')}, "
+                              f"train + test; {sum(seconds) / 60:.0f} min in all)"),
         ("device", f"{info.get('device', '?')} ({info.get('device_name', '?')}), {info.get('threads', '?')} threads, "
-                   f"{info.get('workers', '?')} loader workers"),
+                   f"{plural(info['workers'], 'loader worker') if 'workers' in info else '? loader workers'}"),
         ("precision", info.get("precision", "?")),
         ("data", info.get("data_source", "?")),
         ("LRMIN / LRMAX", f"{found.lr_min:.2e} / {found.lr_max:.2e} (loss minimum at {found.lr_at_min:.2e})"),
-        ("resumed", f"{resumes} time(s)"),
+        ("resumed", "never" if resumes == 0 else "once" if resumes == 1 else f"{resumes} times"),
     ]
     return "\n".join(f"{name:<31}{value}" for name, value in rows)
+
+
+def seeds_table(records, target=0.90) -> str:
+    """One line per seed (LR range test, final-epoch and best test accuracy, device, seconds per
+    epoch), then the mean +- sample standard deviation and the minimum of the finished runs'
+    final-epoch accuracies. `records`: run records as read by utils.checkpoint.read_records."""
+    lines = [f"{'seed':>4}  {'LRMAX / LRMIN':<19}  {'final epoch':<19}  {'best (info only)':<17}  "
+             f"{'s/epoch':>7}  device, precision"]
+    finished = []
+    for r in records:
+        rows, lr = r["history"], r.get("lr_test") or {}
+        bounds = f"{lr['lr_max']:.2e} / {lr['lr_min']:.2e}" if lr else "-"
+        if rows and len(rows) == r["epochs"]:
+            final = f"{100 * rows[-1]['test_acc']:.2f}% (epoch {len(rows)})"
+            finished.append(rows[-1]["test_acc"])
+        else:
+            final = f"{len(rows)}/{r['epochs']} epochs so far"
+        best = max(rows, key=lambda row: row["test_acc"]) if rows else None
+        best = f"{100 * best['test_acc']:.2f}% (epoch {best['epoch']})" if best else "-"
+        seconds = f"{seconds_per_epoch(rows):.0f}" if rows else "-"
+        lines.append(f"{r['seed']:>4}  {bounds:<19}  {final:<19}  {best:<17}  {seconds:>7}  "
+                     f"{r['device']} ({r.get('device_name', '?')}), {r['precision']}")
+    if finished:
+        accs = 100 * np.asarray(finished)
+        spread = f" +- {accs.std(ddof=1):.2f} (sample std)" if len(accs) > 1 else ""
+        lines.append(f"final-epoch test accuracy over {plural(len(accs), 'finished run')}: mean {accs.mean():.2f}%"
+                     f"{spread}, min {accs.min():.2f}%; {int((accs >= 100 * target).sum())} of {len(accs)} "
+                     f"reached {100 * target:.0f}%")
+    return "\n".join(lines)
+
+
+def seed_curves(records, target=0.90) -> Figure:
+    """Test accuracy per epoch of every seed's run, with the target line."""
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    for r in records:
+        rows = r["history"]
+        ax.plot([row["epoch"] for row in rows], [100 * row["test_acc"] for row in rows], "-o", markersize=3,
+                label=f"seed {r['seed']}" + ("" if len(rows) == r["epochs"] else f" ({len(rows)}/{r['epochs']})"))
+    ax.axhline(100 * target, color="grey", linestyle=":", label=f"target {100 * target:.0f}%")
+    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy per epoch, one line per seed")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return fig

@@ -1,0 +1,206 @@
+"""open_run, the notebook's door to the run on disk: the checkpoint it returns carries the run's
+identity (a changed setting or data set never resumes the old run), S10_RESUME=0 starts over, and a
+run never overwrites another run's record, weights or figures: a short experiment leaves the
+committed runs/ and images/ byte for byte; S10_WEIGHTS explores a finished run without changing it."""
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.fakedata import loaders, make_images, tiny_net
+from utils import plots
+from utils.checkpoint import CheckpointError, TrainedRun, open_run
+from utils.config import Settings
+from utils.data import CIFAR10, Split
+from utils.device import Precision
+from utils.lr import LRTest, one_cycle
+from utils.training import fit
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU, FP32 = torch.device("cpu"), Precision()
+FOUND = LRTest([1e-4, 1e-3, 1e-2], [2.3, 2.0, 2.4], 1e-3, 1e-3, 1e-5)
+JPEG_COPY = "4d04bc84900edfe6380e58987fc24b001bd984f8"  # utils.data.digest of the full CIFAR-10 JPEG copy
+
+
+def committed_copy(tmp_path, monkeypatch) -> dict:
+    """runs/ and images/ of this repository copied into a scratch folder, which becomes the working
+    directory; returns {path: bytes} of every file there."""
+    for folder in ("runs", "images"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    monkeypatch.chdir(tmp_path)
+    return snapshot(tmp_path)
+
+
+def snapshot(root) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() for folder in ("runs", "images")
+            for p in sorted((Path(root) / folder).rglob("*")) if p.is_file()}
+
+
+def data(digest=JPEG_COPY):
+    split = Split(*make_images(1))
+    return CIFAR10(split, split, "generated", digest)
+
+
+def short_experiment(cfg, digest=JPEG_COPY):
+    """What the notebook does with `cfg`, on a tiny net and generated images: open the run, store a
+    range test, draw a figure, train cfg.epochs epochs; returns (run, the lines it printed)."""
+    lines = []
+    run = open_run(cfg, data(digest), CPU, Precision(torch.bfloat16, True), workers=1, log=lines.append)
+    run.range_test(lambda: FOUND, log=lines.append)
+    plots.save(plots.schedule_plot([1e-3] * 4, 2), run.figures, "schedule")
+    torch.manual_seed(0)
+    model, (train, test) = tiny_net(), loaders(n_train=4, n_test=2, batch_size=20)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = one_cycle(optimizer, 1e-2, 1e-4, cfg.epochs, len(train), cfg.peak_epoch)
+    fit(model, train, test, optimizer, scheduler, cfg.epochs, CPU, FP32, checkpoint=run, progress=False,
+        log=lines.append)
+    return run, lines
+
+
+def test_a_short_experiment_leaves_the_committed_runs_and_figures_byte_for_byte(tmp_path, monkeypatch):
+    before = committed_copy(tmp_path, monkeypatch)
+    assert "runs/s10-seed1.json" in before and "images/run.json" in before
+    cfg = Settings(epochs=3, peak_epoch=1, train_subset=1024, checkpoint="checkpoints/s10.pt")  # record "auto"
+    run, lines = short_experiment(cfg)
+    assert snapshot(tmp_path) == before
+    assert run.record.path == Path("checkpoints/s10-record.json")  # experiments never write into runs/
+    assert json.loads(run.record.path.read_text())["epochs_done"] == 3
+    assert run.record.weights_path.is_file()
+    assert run.figures == ""
+    assert any(line.startswith("figures not saved: images/ holds those of another run (S10_TRAIN_SUBSET 0 -> 1024; "
+                               "S10_EPOCHS 24 -> 3; S10_PEAK_EPOCH 5.0 -> 1)") for line in lines)
+
+
+def test_a_run_of_the_spec_gets_a_record_named_by_its_seed(tmp_path, monkeypatch):
+    committed_copy(tmp_path, monkeypatch)
+    spec = open_run(Settings(seed=7, checkpoint="ck/s10.pt", figures=""), data(), CPU, FP32, 1)
+    assert spec.record.path == Path("runs/s10-seed7.json")
+    other = open_run(Settings(seed=7, cutout_p=0.5, checkpoint="ck/s10.pt", figures=""), data(), CPU, FP32, 1)
+    assert other.record.path == Path("ck/s10-record.json")
+    assert open_run(Settings(seed=7, checkpoint="ck/s10.pt", record=""), data(), CPU, FP32, 1).record is None
+
+
+def test_the_spec_record_of_another_run_is_not_overwritten(tmp_path, monkeypatch):
+    """Same settings as the committed seed-1 run, but other data: its record goes beside the checkpoint."""
+    before = committed_copy(tmp_path, monkeypatch)
+    lines = []
+    run = open_run(Settings(checkpoint="checkpoints/s10.pt", figures=""), data("0" * 40), CPU, FP32, 1,
+                   log=lines.append)
+    assert run.record.path == Path("checkpoints/s10-record.json")
+    assert len(lines) == 1 and re.fullmatch(
+        r"run record: runs/s10-seed1.json belongs to another run \(the data \(sha1 4d04bc8490 -> 0000000000\); "
+        r"precision bf16 channels_last -> fp32; the code of .*\); this run's goes to checkpoints/s10-record.json "
+        r"\(S10_RECORD chooses\)", lines[0]), lines
+    assert snapshot(tmp_path) == before
+
+
+def test_a_record_named_in_S10_RECORD_that_belongs_to_another_run_stops_the_notebook(tmp_path, monkeypatch):
+    committed_copy(tmp_path, monkeypatch)
+    cfg = Settings(epochs=3, peak_epoch=1, checkpoint="c.pt", record="runs/s10-seed1.json")
+    with pytest.raises(CheckpointError, match=r"^run record runs/s10-seed1.json belongs to another run "
+                                              r"\(S10_EPOCHS 24 -> 3; .*\); set S10_RECORD to another file"):
+        open_run(cfg, data(), CPU, FP32, 1)
+
+
+def test_the_same_run_continues_its_own_record(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = Settings(epochs=2, peak_epoch=1, checkpoint="c.pt", record="runs/mine.json", figures="figs")
+    short_experiment(Settings(epochs=3, peak_epoch=1, checkpoint="c.pt", record="runs/mine.json",
+                              figures="figs"))  # an earlier, other run of this file: refused below
+    with pytest.raises(CheckpointError, match="belongs to another run"):
+        open_run(cfg, data(), CPU, FP32, 1)
+    shutil.rmtree("runs"), shutil.rmtree("figs"), Path("c.pt").unlink()
+    first, _ = short_experiment(cfg)
+    again = open_run(cfg, data(), CPU, Precision(torch.bfloat16, True), 1)  # executed again: the same run
+    assert again.record.path == first.record.path and again.figures == "figs"
+
+
+def test_figures_of_another_run_are_not_replaced_and_the_notebook_says_so(tmp_path):
+    from utils.checkpoint import claim_figures, run_identity
+
+    mine = run_identity(Settings(), JPEG_COPY, CPU, "fp32")
+    other = run_identity(Settings(seed=2), JPEG_COPY, CPU, "fp32")
+    assert claim_figures(tmp_path / "figs", mine) == str(tmp_path / "figs")  # claimed: a stamp is written
+    assert claim_figures(tmp_path / "figs", {**mine, "precision": "bf16"}) == str(tmp_path / "figs")  # same settings
+    lines = []
+    assert claim_figures(tmp_path / "figs", other, log=lines.append) == ""
+    assert lines == [f"figures not saved: {tmp_path / 'figs'}/ holds those of another run (S10_SEED 1 -> 2); "
+                     "set S10_FIGURES to a folder of its own"]
+    assert claim_figures("", mine) == ""
+
+
+def test_weights_with_another_number_of_epochs_stop_before_anything_runs():
+    cfg_epochs = 3
+    with pytest.raises(CheckpointError, match=r"^S10_WEIGHTS=runs/s10-seed1.pt holds a run of 24 epochs but "
+                                              r"S10_EPOCHS is 3; unset S10_EPOCHS \(or set it to 24\)"):
+        TrainedRun("runs/s10-seed1.pt", epochs=cfg_epochs)
+    assert len(TrainedRun(ROOT / "runs" / "s10-seed1.pt", epochs=24).history) == 24
+
+
+def test_the_checkpoint_open_run_returns_carries_the_run_identity(tmp_path):
+    from utils.checkpoint import run_identity
+
+    cfg = Settings(checkpoint=str(tmp_path / "c.pt"), record="", figures="")
+    run = open_run(cfg, data(), CPU, FP32, 1)
+    assert run.identity == run_identity(cfg, JPEG_COPY, CPU, FP32.name)
+    run.range_test(lambda: FOUND, log=lambda s: None)
+    for changed, named in ((dict(seed=2), "S10_SEED 1 -> 2"), (dict(cutout_p=0.5), "S10_CUTOUT_P 1.0 -> 0.5")):
+        with pytest.raises(CheckpointError, match=rf"is from another run \({named}\)"):
+            open_run(Settings(**{**vars(cfg), **changed}), data(), CPU, FP32, 1)
+    with pytest.raises(CheckpointError, match=r"is from another run \(the data"):
+        open_run(cfg, data("1" * 40), CPU, FP32, 1)
+
+
+def test_resume_off_starts_over_and_sweeps_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("S10_CHECKPOINT", str(tmp_path / "c.pt"))
+    monkeypatch.setenv("S10_RECORD", "")
+    monkeypatch.setenv("S10_FIGURES", "")
+    sweeps = []
+
+    def sweep():
+        sweeps.append(1)
+        return FOUND
+
+    for resume in ("1", "1", "0"):
+        monkeypatch.setenv("S10_RESUME", resume)
+        open_run(Settings.from_env(), data(), CPU, FP32, 1).range_test(sweep, log=lambda s: None)
+    assert len(sweeps) == 2  # the first execution, then S10_RESUME=0; the second found it stored
+    monkeypatch.setenv("S10_RESUME", "0")
+    monkeypatch.setenv("S10_SEED", "2")  # another run: with S10_RESUME=0 it starts over instead of stopping
+    assert open_run(Settings.from_env(), data(), CPU, FP32, 1).history == []
+
+
+def record_of(path, seed, accs, **settings):
+    from utils.checkpoint import RunRecord, run_identity
+
+    cfg = Settings(seed=seed, **settings)
+    identity = run_identity(cfg, JPEG_COPY, CPU, "bf16 channels_last")
+    info = {"device": "cpu", "device_name": "AMD EPYC", "precision": "bf16 channels_last", "identity": identity,
+            "settings": vars(cfg)}
+    rows = [{"epoch": e, "lr": 1e-3, "train_loss": 1.0, "train_acc": 0.5, "test_loss": 1.0, "test_acc": acc,
+             "seconds": 350.0 + e, "execution": 1} for e, acc in enumerate(accs, 1)]
+    RunRecord(path, info).write(rows, 0, {"lr_max": 8e-3, "lr_min": 8e-5}, cfg.epochs)
+
+
+def test_the_seed_study_reads_every_record_of_the_spec_and_no_experiment(tmp_path):
+    from utils.checkpoint import read_records
+
+    record_of(tmp_path / "s10-seed3.json", 3, [0.5] * 23 + [0.899])
+    record_of(tmp_path / "s10-seed1.json", 1, [0.5] * 23 + [0.9019])
+    record_of(tmp_path / "s10-seed2.json", 2, [0.5] * 10)  # still training
+    record_of(tmp_path / "short.json", 4, [0.3] * 3, epochs=3, peak_epoch=1)  # an experiment: left out
+    (tmp_path / "notes.json").write_text("not a record")
+    records = read_records(tmp_path)
+    assert [r["seed"] for r in records] == [1, 2, 3]
+    text = plots.seeds_table(records)
+    lines = text.splitlines()
+    assert lines[1].split()[:5] == ["1", "8.00e-03", "/", "8.00e-05", "90.19%"]
+    assert "10/24 epochs so far" in lines[2] and "89.90% (epoch 24)" in lines[3]
+    assert "362" in lines[1]  # median seconds of epochs 1..24 (351..374)
+    assert lines[-1] == ("final-epoch test accuracy over 2 finished runs: mean 90.05% +- 0.21 (sample std), "
+                         "min 89.90%; 1 of 2 reached 90%")
+    fig = plots.seed_curves(records)
+    assert [line.get_label() for line in fig.axes[0].lines] == ["seed 1", "seed 2 (10/24)", "seed 3", "target 90%"]
