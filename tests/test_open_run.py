@@ -12,7 +12,8 @@ import torch
 
 from tests.fakedata import loaders, make_images, tiny_net
 from utils import plots
-from utils.checkpoint import CheckpointError, TrainedRun, open_run
+from utils.checkpoint import CheckpointError, TrainedRun
+from utils.runs import open_run
 from utils.config import Settings
 from utils.data import CIFAR10, Split
 from utils.device import Precision
@@ -119,7 +120,8 @@ def test_the_same_run_continues_its_own_record(tmp_path, monkeypatch):
 
 
 def test_figures_of_another_run_are_not_replaced_and_the_notebook_says_so(tmp_path):
-    from utils.checkpoint import claim_figures, run_identity
+    from utils.checkpoint import run_identity
+    from utils.runs import claim_figures
 
     mine = run_identity(Settings(), JPEG_COPY, CPU, "fp32")
     other = run_identity(Settings(seed=2), JPEG_COPY, CPU, "fp32")
@@ -186,7 +188,7 @@ def record_of(path, seed, accs, **settings):
 
 
 def test_the_seed_study_reads_every_record_of_the_spec_and_no_experiment(tmp_path):
-    from utils.checkpoint import read_records
+    from utils.runs import read_records
 
     record_of(tmp_path / "s10-seed3.json", 3, [0.5] * 23 + [0.899])
     record_of(tmp_path / "s10-seed1.json", 1, [0.5] * 23 + [0.9019])

@@ -170,7 +170,7 @@ def test_the_data_digest_tells_data_apart():
 
 
 def test_the_run_record_names_the_device_and_versions_the_set_up_line_prints(tmp_path):
-    from utils.checkpoint import open_run
+    from utils.runs import open_run
     from utils.data import CIFAR10
     from utils.device import describe, pick_precision
 

@@ -11,12 +11,9 @@ import dataclasses
 import hashlib
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import torch
-
-from utils.device import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 # The code whose change changes the result (figures and docs may change while a run trains).
@@ -129,7 +126,7 @@ class Checkpoint:
         """Merge `parts` into the state and write it: to a temporary file, then renamed, so a kill
         mid-write leaves the previous checkpoint intact."""
         self.state.update(parts, identity=self.identity)
-        _write_atomic(self.path, lambda f: torch.save(self.state, f))
+        write_atomic(self.path, lambda f: torch.save(self.state, f))
 
     def range_test(self, sweep, log=print):
         """The run's LR range test: the stored one if there is one, else `sweep()`, stored at once."""
@@ -212,110 +209,6 @@ class TrainedRun:
         return list(self.history)
 
 
-def open_run(cfg, data, device, precision, workers, log=print):
-    """The run that `cfg` asks for: the trained one in `cfg.weights`, else the checkpoint in
-    `cfg.checkpoint` (checked against this run's identity) with its run record (`record_path`).
-    Its `figures` is the folder its figures go to, "" if they are not saved (`claim_figures`)."""
-    if cfg.weights:
-        run = TrainedRun(cfg.weights, cfg.epochs)
-    else:
-        identity = run_identity(cfg, data.digest, device, precision.name)
-        name = KNOWN_DATA.get(data.digest)
-        info = {"data_source": f"{name}, {data.source}" if name else data.source, "data_sha1": data.digest,
-                "device": device.type, **environment(device), "precision": precision.name, "workers": workers,
-                "code_commit": git_commit(), "settings": dataclasses.asdict(cfg), "identity": identity}
-        path = record_path(cfg, identity, log)
-        run = Checkpoint(cfg.checkpoint, identity, cfg.resume, RunRecord(path, info) if path else None)
-    run.figures = claim_figures(cfg.figures, run.identity, log)
-    return run
-
-
-def record_path(cfg, identity, log=print):
-    """Where this run's record goes; None for none (S10_RECORD="").
-
-    "auto": runs/s10-seed<seed>.json for a run of the spec (every setting that changes the result at
-    its default but the seed), unless that file belongs to another run; else beside the checkpoint,
-    so that experiments never write into runs/. A record named in S10_RECORD that belongs to another
-    run stops the notebook: a run never overwrites another run's record and weights.
-    """
-    if not cfg.record:
-        return None
-    if cfg.record != "auto":
-        changed = owner_differences(Path(cfg.record), identity)
-        if changed:
-            raise CheckpointError(f"run record {cfg.record} belongs to another run ({'; '.join(changed)}); "
-                                  "set S10_RECORD to another file (or S10_RECORD= for none)")
-        return Path(cfg.record)
-    checkpoint = Path(cfg.checkpoint)
-    beside = checkpoint.with_name(f"{checkpoint.stem}-record.json")
-    if not is_spec({name: getattr(cfg, name) for name in RESULT_SETTINGS}):
-        return beside
-    path = Path("runs") / f"s10-seed{cfg.seed}.json"
-    changed = owner_differences(path, identity)
-    if changed:
-        log(f"run record: {path} belongs to another run ({'; '.join(changed)}); this run's goes to {beside} "
-            "(S10_RECORD chooses)")
-        return beside
-    return path
-
-
-def is_spec(settings: dict) -> bool:
-    """Whether `settings` (name -> value) are the spec's: every setting that changes the result at its
-    default, but the seed."""
-    from utils.config import Settings
-
-    return all(settings.get(name) == getattr(Settings, name) for name in RESULT_SETTINGS if name != "seed")
-
-
-def read_records(folder="runs") -> list:
-    """The run records (JSON) in `folder` of runs of the spec, by seed: the seed study. Records of
-    experiments are left out; unfinished runs are kept (`epochs_done` < `epochs`)."""
-    records = []
-    for path in sorted(Path(folder).glob("*.json")):
-        try:
-            info = json.loads(path.read_text())
-            identity = record_identity(info)
-        except (ValueError, AttributeError):
-            continue
-        if is_spec(identity["settings"]):
-            records.append({**info, "path": str(path), "seed": identity["settings"]["seed"],
-                            "epochs": identity["settings"]["epochs"]})
-    return sorted(records, key=lambda record: record["seed"])
-
-
-def owner_differences(record: Path, identity: dict) -> list:
-    """How the run whose record is in `record` differs from `identity`; [] if it is this run or none."""
-    if not record.is_file():
-        return []
-    try:
-        return differences(record_identity(json.loads(record.read_text())), identity)
-    except (ValueError, KeyError, TypeError):
-        return ["its record is unreadable"]
-
-
-FIGURES_STAMP = "run.json"  # in a figures folder: the identity of the run that drew its figures
-
-
-def claim_figures(folder, identity: dict, log=print) -> str:
-    """`folder` if it holds no figures of another run (claiming it with a stamp), else "" with one
-    line that says why: an execution with other settings or data never replaces them silently."""
-    if not folder:
-        return ""
-    stamp = Path(folder) / FIGURES_STAMP
-    if stamp.is_file():
-        try:
-            changed = differences(json.loads(stamp.read_text())["identity"], identity, parts=("settings", "data"))
-        except (ValueError, KeyError, TypeError):
-            changed = [f"{stamp} is unreadable"]
-        if changed:
-            log(f"figures not saved: {folder}/ holds those of another run ({'; '.join(changed)}); "
-                "set S10_FIGURES to a folder of its own")
-            return ""
-        return str(folder)
-    _write_atomic(stamp, lambda f: f.write(json.dumps({"identity": identity}, indent=1).encode()))
-    return str(folder)
-
-
 class RunRecord:
     """The run record `path` (JSON), rewritten after every epoch, and the final weights beside it
     (`path` with `.pt`: the model's state_dict in fp32). `info` holds what describes the run."""
@@ -331,15 +224,15 @@ class RunRecord:
         rows = [{key: value for key, value in row.items() if key != "lrs"} for row in history]
         record = {**self.info, "epochs_done": len(rows), "epochs": epochs, "resumes": resumes,
                   "lr_test": lr_test, "history": rows}
-        _write_atomic(self.path, lambda f: f.write(json.dumps(record, indent=1).encode()))
+        write_atomic(self.path, lambda f: f.write(json.dumps(record, indent=1).encode()))
 
     def write_weights(self, model) -> None:
         weights = {name: value.detach().float().cpu() if value.is_floating_point() else value.cpu()
                    for name, value in model.state_dict().items()}
-        _write_atomic(self.weights_path, lambda f: torch.save(weights, f))
+        write_atomic(self.weights_path, lambda f: torch.save(weights, f))
 
 
-def _write_atomic(path: Path, write) -> None:
+def write_atomic(path: Path, write) -> None:
     """write(file) into a temporary file beside `path`, then rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -349,11 +242,3 @@ def _write_atomic(path: Path, write) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def git_commit(root=ROOT) -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              timeout=10).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"

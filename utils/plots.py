@@ -229,7 +229,7 @@ def results_table(history, info: dict, found, resumes: int) -> str:
 def seeds_table(records, target=0.90) -> str:
     """One line per seed (LR range test, final-epoch and best test accuracy, device, seconds per
     epoch), then the mean +- sample standard deviation and the minimum of the finished runs'
-    final-epoch accuracies. `records`: run records as read by utils.checkpoint.read_records."""
+    final-epoch accuracies. `records`: run records as read by utils.runs.read_records."""
     lines = [f"{'seed':>4}  {'LRMAX / LRMIN':<19}  {'final epoch':<19}  {'best (info only)':<17}  "
              f"{'s/epoch':>7}  device, precision"]
     finished = []
