@@ -197,6 +197,7 @@ def test_the_seed_study_reads_every_record_of_the_spec_and_no_experiment(tmp_pat
     (tmp_path / "notes.json").write_text("not a record")
     records = read_records(tmp_path)
     assert [r["seed"] for r in records] == [1, 2, 3]
+    assert [r["finished"] for r in records] == [True, False, True]
     text = plots.seeds_table(records)
     lines = text.splitlines()
     assert lines[1].split()[:5] == ["1", "8.00e-03", "/", "8.00e-05", "90.19%"]

@@ -236,7 +236,7 @@ def seeds_table(records, target=0.90) -> str:
     for r in records:
         rows, lr = r["history"], r.get("lr_test") or {}
         bounds = f"{lr['lr_max']:.2e} / {lr['lr_min']:.2e}" if lr else "-"
-        if rows and len(rows) == r["epochs"]:
+        if r["finished"]:
             final = f"{100 * rows[-1]['test_acc']:.2f}% (epoch {len(rows)})"
             finished.append(rows[-1]["test_acc"])
         else:
@@ -262,7 +262,7 @@ def seed_curves(records, target=0.90) -> Figure:
     for r in records:
         rows = r["history"]
         ax.plot([row["epoch"] for row in rows], [100 * row["test_acc"] for row in rows], "-o", markersize=3,
-                label=f"seed {r['seed']}" + ("" if len(rows) == r["epochs"] else f" ({len(rows)}/{r['epochs']})"))
+                label=f"seed {r['seed']}" + ("" if r["finished"] else f" ({len(rows)}/{r['epochs']})"))
     ax.axhline(100 * target, color="grey", linestyle=":", label=f"target {100 * target:.0f}%")
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy per epoch, one line per seed")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

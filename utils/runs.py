@@ -73,7 +73,7 @@ def is_spec(settings: dict) -> bool:
 
 def read_records(folder="runs") -> list:
     """The run records (JSON) in `folder` of runs of the spec, by seed: the seed study. Records of
-    experiments are left out; unfinished runs are kept (`epochs_done` < `epochs`)."""
+    experiments are left out; unfinished runs are kept, with `finished` False."""
     records = []
     for path in sorted(Path(folder).glob("*.json")):
         try:
@@ -82,8 +82,9 @@ def read_records(folder="runs") -> list:
         except (ValueError, AttributeError):
             continue
         if is_spec(identity["settings"]):
-            records.append({**info, "path": str(path), "seed": identity["settings"]["seed"],
-                            "epochs": identity["settings"]["epochs"]})
+            epochs = identity["settings"]["epochs"]
+            records.append({**info, "path": str(path), "seed": identity["settings"]["seed"], "epochs": epochs,
+                            "finished": len(info.get("history", [])) == epochs})
     return sorted(records, key=lambda record: record["seed"])
 
 
@@ -102,7 +103,12 @@ FIGURES_STAMP = "run.json"  # in a figures folder: the identity of the run that 
 
 def claim_figures(folder, identity: dict, log=print) -> str:
     """`folder` if it holds no figures of another run (claiming it with a stamp), else "" with one
-    line that says why: an execution with other settings or data never replaces them silently."""
+    line that says why: an execution with other settings or data never replaces them silently.
+
+    Figures compare settings and data only, where a record compares the whole identity: a record is
+    a run's resumable history, so only that very run (code, device, precision) may write into it;
+    figures picture what a recipe gives on a data set, so a run of the same settings on the same data
+    on another machine may redraw them, while an experiment may not."""
     if not folder:
         return ""
     stamp = Path(folder) / FIGURES_STAMP
