@@ -1,0 +1,82 @@
+"""The committed results agree with each other: the README's seeds table and the committed notebook's
+"Across seeds" output quote the run records in runs/ (final-epoch accuracy, LR bounds, seconds per
+epoch, mean +- sample std and minimum over the finished runs)."""
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from utils import plots
+from utils.runs import read_records
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDS = read_records(ROOT / "runs")
+
+
+def readme_seed_rows() -> dict:
+    """seed -> the cells of its row in the README's seeds table."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| seed | LRMAX / LRMIN"):].split("\n\n")[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    return {int(cells[0]): cells for cells in rows}
+
+
+def readme_results() -> str:
+    text = (ROOT / "README.md").read_text()
+    return text[text.index("## Results"):]
+
+
+def across_seeds_output() -> str:
+    cells = json.loads((ROOT / "S10.ipynb").read_text())["cells"]
+    (cell,) = [c for c in cells if c["cell_type"] == "code" and "seeds_table" in "".join(c["source"])]
+    return "".join("".join(o["text"]) for o in cell["outputs"] if o["output_type"] == "stream")
+
+
+def test_runs_holds_the_seed_study():
+    assert [r["seed"] for r in RECORDS][:1] == [1] and RECORDS[0]["finished"]
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=lambda r: f"seed{r['seed']}")
+def test_the_readme_row_of_each_seed_quotes_its_record(record):
+    rows = readme_seed_rows()
+    assert record["seed"] in rows, f"README's seeds table has no row for seed {record['seed']}"
+    _, bounds, final, best, _, seconds = rows[record["seed"]]
+    lr = record["lr_test"]
+    assert bounds.startswith(f"{lr['lr_max']:.2e} / {lr['lr_min']:.2e}")
+    history = record["history"]
+    if record["finished"]:
+        assert final == f"**{100 * history[-1]['test_acc']:.2f}%** (epoch {record['epochs']})"
+        top = max(history, key=lambda row: row["test_acc"])
+        assert best == f"{100 * top['test_acc']:.2f}% (epoch {top['epoch']})"
+        assert seconds == f"{plots.seconds_per_epoch(history):.0f}"
+    else:
+        assert "%" not in final, "an unfinished run has no final-epoch accuracy to quote"
+
+
+def test_the_readme_spread_is_that_of_the_finished_records():
+    finished = [r for r in RECORDS if r["finished"]]
+    accs = 100 * np.array([r["history"][-1]["test_acc"] for r in finished])
+    text = readme_results()
+    if len(accs) < 2:
+        assert not re.search(r"mean \d+\.\d+% \+-", text), "a spread needs two finished runs"
+        return
+    assert f"mean {accs.mean():.2f}% +- {accs.std(ddof=1):.2f} (sample std), min {accs.min():.2f}%" in text
+    assert "cleared 90%" in text, "the README says in one sentence whether every seed cleared 90%"
+    for r, acc in zip(finished, accs):
+        if acc < 90:
+            assert f"seed {r['seed']}" in text and f"{acc:.2f}%" in text
+
+
+def test_the_notebook_across_seeds_output_quotes_the_records():
+    output = across_seeds_output()
+    expected = plots.seeds_table(RECORDS).splitlines()
+    finished = {r["seed"] for r in RECORDS if r["finished"]}
+    for line in expected[1:]:
+        match = re.match(r"\s*(\d+)\s", line)
+        if match and int(match.group(1)) in finished:
+            assert line in output.splitlines(), f"the notebook's Across seeds output lacks: {line}"
+    summary = [line for line in expected if line.startswith("final-epoch test accuracy over")]
+    shown = [line for line in output.splitlines() if line.startswith("final-epoch test accuracy over")]
+    assert shown == summary
