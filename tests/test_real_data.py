@@ -1,5 +1,6 @@
 """A short run on real CIFAR-10 images (the JPEG copy in CI), when CIFAR10_ROOT points at them."""
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,8 +10,13 @@ from models import CustomResNet
 from utils.config import Settings
 from utils.data import load_data, make_loaders
 from utils.lr import one_cycle
+from utils.checkpoint import TrainedRun
 from utils.device import pick_precision
-from utils.training import fit, seed_everything
+from utils.runs import read_records
+from utils.training import evaluate, fit, seed_everything
+
+ROOT = Path(__file__).resolve().parents[1]
+FINISHED = [record for record in read_records(ROOT / "runs") if record["finished"]]
 
 needs_real_data = pytest.mark.skipif(
     not REAL_ROOT and not os.environ.get("S10_REQUIRE_REAL_DATA"),
@@ -33,3 +39,23 @@ def test_short_run_on_real_images_is_far_above_chance():
     scheduler = one_cycle(optimizer, 4e-3, 4e-4, cfg.epochs, len(train), cfg.peak_epoch)
     history = fit(model, train, test, optimizer, scheduler, cfg.epochs, device, precision, progress=False)
     assert history[-1]["test_acc"] >= 0.25  # chance is 0.10; runs here reached about 0.35
+
+
+@needs_real_data
+@pytest.mark.parametrize("record", FINISHED, ids=lambda record: f"seed{record['seed']}")
+def test_each_committed_run_s_weights_give_the_final_accuracy_of_its_record(record):
+    """runs/s10-seed<n>.pt, loaded as S10_WEIGHTS loads it, scores its record's final-epoch test
+    accuracy within 0.1 point (bf16 or fp32, as this machine picks; the run's own precision gives it
+    exactly)."""
+    assert REAL_ROOT, "S10_REQUIRE_REAL_DATA is set but CIFAR10_ROOT is not"
+    cfg = Settings(data_root=REAL_ROOT, workers=1)
+    data = load_data(cfg)
+    if data.digest != record["data_sha1"]:
+        pytest.skip(f"CIFAR10_ROOT holds other data than the run's ({record['data_source']})")
+    _, test = make_loaders(data, cfg, "cpu")
+    device = torch.device("cpu")
+    precision = pick_precision(device, cfg.amp, cfg.channels_last)
+    model = CustomResNet().to(memory_format=precision.memory_format)
+    TrainedRun(Path(record["path"]).with_suffix(".pt"), record["epochs"]).restore(model)
+    accuracy = evaluate(model, test, device, precision)["acc"]
+    assert abs(accuracy - record["history"][-1]["test_acc"]) <= 0.001
