@@ -57,7 +57,7 @@ def test_the_notebook_explores_saved_weights_without_training(tmp_path, monkeypa
     text = outputs(nb)
 
     assert "from the run record" in text and "not swept" in text
-    assert "complete (2 epochs, 1 resumes); nothing left to train" in text
+    assert "complete (2 epochs, resumed once); nothing left to train" in text
     assert text.count("  *\n") == 2  # both epochs listed, both from the record
     assert "resumed                        once" in text
     labels = load_data(Settings.from_env()).test.labels  # the test images the kernel saw (same environment)

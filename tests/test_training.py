@@ -70,3 +70,14 @@ def test_resume_refuses_a_corrupt_or_mismatched_checkpoint(tmp_path):
     longer = one_cycle(optimizer, 2e-2, 2e-3, 6, len(train), peak_epoch=1)
     with pytest.raises(CheckpointError, match="different|steps"):
         fit(model, train, test, optimizer, longer, 6, CPU, FP32, checkpoint=ckpt, progress=False)
+
+
+def test_a_finished_run_executed_again_trains_nothing_and_says_how_often_it_was_resumed(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    done = fit(*setup(epochs=2), 2, CPU, FP32, checkpoint=ckpt, progress=False, log=lambda s: None)
+    lines = []
+    again = fit(*setup(epochs=2, init_seed=1), 2, CPU, FP32, checkpoint=ckpt, progress=False, log=lines.append)
+    assert again == done
+    assert lines[0] == f"run in {ckpt} complete (2 epochs, never resumed); nothing left to train; " \
+                       "* = trained by an earlier execution"
+    assert len(lines) == 3 and all(line.endswith("  *") for line in lines[1:])

@@ -109,8 +109,9 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
     resumes = checkpoint.resumes if checkpoint else 0
     if history:
         resumes += len(history) < epochs
+        resumed = {0: "never resumed", 1: "resumed once"}.get(resumes, f"resumed {resumes} times")
         state = (f"continued after epoch {len(history)} (resume {resumes})" if len(history) < epochs
-                 else f"complete ({len(history)} epochs, {resumes} resumes); nothing left to train")
+                 else f"complete ({len(history)} epochs, {resumed}); nothing left to train")
         log(f"run in {checkpoint.path} {state}; * = trained by an earlier execution")
         for row in history:
             log(format_epoch(row, epochs) + "  *")
