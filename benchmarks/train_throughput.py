@@ -61,6 +61,27 @@ def model_eval(model, precision, device, batch):
     return forward
 
 
+def config_name(precision) -> str:
+    """e.g. "fp32 NCHW", "fp32 channels_last", "bf16 autocast + channels_last"."""
+    if precision.dtype is None:
+        return "fp32 " + ("channels_last" if precision.channels_last else "NCHW")
+    return f"{precision.name.split()[0]} autocast + " + ("channels_last" if precision.channels_last else "NCHW")
+
+
+def precision_configs(device) -> list:
+    """(name, Precision) of the model-only step: fp32 NCHW and channels_last, and the mixed precision
+    `pick_precision` would use on this device with channels_last (bf16 on every CPU, whether or not
+    this one picks it; on CUDA bf16 or fp16 by the card; none on MPS)."""
+    configs = [Precision(None, False), Precision(None, True)]
+    if device.type == "cpu":
+        configs.append(Precision(torch.bfloat16, True))
+    else:
+        mixed = pick_precision(device, amp=True, channels_last=True)
+        if mixed.dtype is not None:
+            configs.append(mixed)
+    return [(config_name(p), p) for p in configs]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the test suite")
@@ -80,25 +101,23 @@ def main(argv=None):
         "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu: {cpu_name() or platform.machine()}",
         "threads": torch.get_num_threads(), "cores": os.cpu_count(), "torch": torch.__version__,
         "native_bf16_cpu": cpu_has_bf16(), "batch": batch, "steps": steps,
-        "default_precision": str(default.dtype or "fp32"), "channels_last": default.channels_last}
+        "default_precision": str(default.dtype or "fp32"), "channels_last": default.channels_last,
+        "picked_precision": default.name, "picked_because": default.reason}
 
     def add(part, config, images_per_s, **extra):
         rows.append({"part": part, "config": config, "images_per_s": round(images_per_s, 1), **extra})
         print(f"{part:<22} {config:<38} {images_per_s:10.1f} img/s", flush=True)
 
     print(" | ".join(f"{k} {v}" for k, v in info.items()))
-    # 1. model-only training step
-    amp = torch.bfloat16 if device.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
-    configs = [("fp32 NCHW", Precision(None, False)), ("fp32 channels_last", Precision(None, True)),
-               (f"{str(amp)[6:]} autocast + channels_last", Precision(amp, True, torch.amp.GradScaler(
-                   device.type, enabled=amp == torch.float16 and device.type == "cuda")))]
-    for name, precision in configs:
+    # 1. model-only training step: fp32 and the mixed precision of this device, side by side
+    for name, precision in precision_configs(device):
         emulated = device.type == "cpu" and precision.dtype is not None and not cpu_has_bf16()
         b = min(batch, 32) if emulated else batch  # emulated bf16 is ~10x slower: a smaller batch, same rate
         model = CustomResNet().to(device, memory_format=precision.memory_format)
         seconds = timed(model_step(model, precision, device, b), steps, sync=sync)
         add("model-only train step", name + (" (emulated bf16)" if emulated else ""), b / seconds, batch=b)
-    default_name = next(n for n, p in configs if p.dtype == default.dtype and p.channels_last == default.channels_last)
+    default_name = config_name(default)
+    print(f"the notebook picks {default.name} here ({default.reason})", flush=True)
 
     # 2. the data pipeline alone
     n = batch * steps

@@ -23,7 +23,7 @@ def test_image_folder_loads_as_uint8_arrays_and_is_cached(folder, tmp_path, monk
     assert test.images.shape == (20, 32, 32, 3)
     assert sorted(set(train.labels.tolist())) == list(range(10))
     assert np.array_equal(train.images[0], np.asarray(Image.open(folder / "train/airplane/0000.jpg")))
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2  # one per split
 
     monkeypatch.setattr(data, "_decode", lambda files: pytest.fail("decoded again despite the cache"))
     again, _ = load_cifar10(folder, cache_dir=tmp_path / "cache")
@@ -144,3 +144,37 @@ def test_subsets_are_seeded_and_bounded(folder, tmp_path):
     assert np.array_equal(a.train.labels, b.train.labels) and np.array_equal(a.train.images, b.train.images)
     with pytest.raises(DataError, match="S10_TRAIN_SUBSET=31"):
         load_data(Settings.from_env({**env, "S10_TRAIN_SUBSET": "31"}))
+
+
+def test_the_validation_split_is_fixed_class_balanced_and_disjoint_from_training(tmp_path):
+    images, labels = make_images(30)  # 300 images, 30 per class
+    images[:, 0, 0, 0], images[:, 0, 0, 1] = np.divmod(np.arange(len(images)), 256)  # an id in two pixels
+    full = data.Split(images, labels)
+    rest, held = full.hold_out(100)
+    assert len(held) == 100 and len(rest) == 200
+    assert np.bincount(held.labels, minlength=10).tolist() == [10] * 10
+    ids = lambda split: set((256 * split.images[:, 0, 0, 0].astype(int) + split.images[:, 0, 0, 1]).tolist())
+    assert not ids(rest) & ids(held) and ids(rest) | ids(held) == ids(full)
+    again_rest, again_held = full.hold_out(100)
+    assert np.array_equal(again_held.images, held.images) and np.array_equal(again_rest.labels, rest.labels)
+    other = full.hold_out(100, seed=data.VALIDATION_SEED + 1)[1]
+    assert ids(other) != ids(held)  # the seed, a constant, is what fixes it
+    with pytest.raises(DataError, match="S10_VALIDATION=105 must be a multiple of 10"):
+        full.hold_out(105)
+
+
+def test_with_a_validation_split_the_run_evaluates_on_it_and_never_reads_the_test_set(folder, tmp_path, monkeypatch):
+    """The test images are made unreadable: loading with S10_VALIDATION must not notice."""
+    for path in (folder / "test").rglob("*.jpg"):
+        path.write_bytes(b"not a jpeg")
+    env = {"CIFAR10_ROOT": str(folder), "S10_CACHE_DIR": str(tmp_path / "c"), "S10_VALIDATION": "10",
+           "S10_SEED": "3"}
+    seen = load_data(Settings.from_env(env))
+    assert seen.eval_name == "validation" and len(seen.test) == 10 and len(seen.train) == 20
+    assert np.bincount(seen.test.labels, minlength=10).tolist() == [1] * 10
+    assert "10 held out for validation" in seen.source
+    # the split does not move with the run's seed, so runs of several seeds are compared on one split
+    other_seed = load_data(Settings.from_env({**env, "S10_SEED": "4"}))
+    assert np.array_equal(other_seed.test.images, seen.test.images)
+    with pytest.raises(DataError, match="cannot read image"):
+        load_data(Settings.from_env({**env, "S10_VALIDATION": "0"}))

@@ -52,18 +52,63 @@ def test_amp_off_is_fp32_everywhere(monkeypatch):
         assert chosen.dtype is None and chosen.name == "fp32" and not chosen.scaler.is_enabled()
 
 
-def test_a_cpu_with_native_bf16_gets_bf16(monkeypatch):
-    monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: True)
+def fake_cpu(monkeypatch, native_bf16, amx, vendor):
+    monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: native_bf16)
+    monkeypatch.setattr(device_module, "cpu_has_amx", lambda: amx)
+    monkeypatch.setattr(device_module, "cpu_vendor", lambda: vendor)
+
+
+# The machines measured (model-only training step, batch 512, channels_last, 2 cores): see cpu_prefers_bf16.
+CPU_ROWS = [  # (what, native bf16, AMX, vendor, precision picked)
+    ("AMD EPYC Zen 3, AVX2 only", False, False, "AuthenticAMD", "fp32 channels_last"),
+    ("Intel, AVX2 only", False, False, "GenuineIntel", "fp32 channels_last"),
+    ("AMD EPYC Zen 4, AVX-512 BF16", True, False, "AuthenticAMD", "bf16 channels_last"),
+    ("Intel Xeon, AVX-512 BF16 without AMX", True, False, "GenuineIntel", "fp32 channels_last"),
+    ("Intel Xeon with AMX", True, True, "GenuineIntel", "bf16 channels_last"),
+]
+
+
+@pytest.mark.parametrize("what, native, amx, vendor, picked", CPU_ROWS, ids=[row[0] for row in CPU_ROWS])
+def test_a_cpu_gets_the_precision_that_is_faster_on_it(monkeypatch, what, native, amx, vendor, picked):
+    fake_cpu(monkeypatch, native, amx, vendor)
     chosen = pick_precision(CPU)
-    assert chosen.dtype == torch.bfloat16 and not chosen.scaler.is_enabled()
+    assert chosen.name == picked
+    assert not chosen.scaler.is_enabled()
+    line = describe(Settings(), CPU, chosen, workers=1)
+    assert f"precision {picked} ({chosen.reason})" in line and chosen.reason
 
 
-def test_a_cpu_without_native_bf16_stays_fp32(monkeypatch):
+def test_a_cpu_without_native_bf16_says_so(monkeypatch):
     """Emulated bf16 is ~10x slower than fp32 on such a CPU (an AVX2-only EPYC): never pick it there."""
-    monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: False)
-    chosen = pick_precision(CPU)
-    assert chosen.dtype is None
-    assert "(this CPU has no native bf16)" in describe(Settings(), CPU, chosen, workers=1)
+    fake_cpu(monkeypatch, False, False, "AuthenticAMD")
+    assert "(this CPU has no native bf16)" in describe(Settings(), CPU, pick_precision(CPU), workers=1)
+
+
+@pytest.mark.parametrize("saved", ["fp32 channels_last", "bf16 channels_last", "fp32"])
+def test_a_resumed_run_keeps_its_precision_whatever_this_cpu_picks(monkeypatch, saved):
+    for native, amx, vendor in ((True, True, "GenuineIntel"), (True, False, "GenuineIntel"), (False, False, "")):
+        fake_cpu(monkeypatch, native, amx, vendor)
+        chosen = pick_precision(CPU, keep=saved)
+        assert chosen.name == saved and chosen.reason == "kept from the checkpoint"
+
+
+def test_amp_off_forces_fp32_even_on_a_cpu_that_prefers_bf16_and_over_a_kept_precision(monkeypatch):
+    fake_cpu(monkeypatch, True, True, "GenuineIntel")
+    assert pick_precision(CPU, amp=True).name == "bf16 channels_last"
+    chosen = pick_precision(CPU, amp=False, keep="bf16 channels_last")
+    assert chosen.name == "fp32 channels_last" and chosen.reason == "S10_AMP=0"
+
+
+def test_cpu_has_amx_follows_torch(monkeypatch):
+    for answer in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda answer=answer: answer)
+        assert device_module.cpu_has_amx() is answer
+
+
+def test_mps_trains_in_fp32_without_loss_scaling():
+    """fp16 on MPS would need loss scaling (broken there in many torch versions) and autocast (torch >= 2.5)."""
+    chosen = pick_precision(torch.device("mps"))
+    assert chosen.dtype is None and not chosen.scaler.is_enabled()
 
 
 def test_cpu_has_bf16_follows_onednn(monkeypatch):

@@ -208,3 +208,22 @@ def test_the_seed_study_reads_every_record_of_the_spec_and_no_experiment(tmp_pat
                          "min 89.90%; 1 of 2 reached 90%")
     fig = plots.seed_curves(records)
     assert [line.get_label() for line in fig.axes[0].lines] == ["seed 1", "seed 2 (10/24)", "seed 3", "target 90%"]
+
+
+def test_a_resumed_run_keeps_the_precision_of_its_checkpoint(tmp_path, monkeypatch):
+    """A run started in bf16 continues in bf16 on a machine that would pick fp32 for a new run (and the
+    other way round); with S10_RESUME=0, or no checkpoint, this machine's own pick applies."""
+    import utils.device as device_module
+    from utils.runs import run_precision
+
+    monkeypatch.chdir(tmp_path)
+    cfg = Settings(epochs=2, peak_epoch=1, checkpoint=str(tmp_path / "run.pt"), record="", figures="")
+    short_experiment(cfg)  # trained in bf16 channels_last (see short_experiment)
+    for prefers_bf16, picked in ((False, "fp32 channels_last"), (True, "bf16 channels_last")):
+        monkeypatch.setattr(device_module, "cpu_prefers_bf16", lambda answer=prefers_bf16: (answer, "faked"))
+        kept = run_precision(cfg, CPU)
+        assert (kept.name, kept.reason) == ("bf16 channels_last", "kept from the checkpoint")
+        fresh = run_precision(Settings(**{**cfg.__dict__, "resume": False}), CPU)
+        assert (fresh.name, fresh.reason) == (picked, "faked")
+        assert run_precision(Settings(**{**cfg.__dict__, "checkpoint": str(tmp_path / "new.pt")}), CPU).name == picked
+    assert run_precision(Settings(**{**cfg.__dict__, "amp": False}), CPU).name == "fp32 channels_last"

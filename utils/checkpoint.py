@@ -21,11 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # picks, and the identity records both by name (a run moved to another kind of machine starts over).
 CODE = ("models/resnet.py", "utils/data.py", "utils/transforms.py", "utils/lr.py", "utils/training.py")
 # The settings whose change changes the result (paths, workers and progress bars do not).
-RESULT_SETTINGS = ("seed", "train_subset", "test_subset", "batch_size", "cutout_p", "lr_finder_start",
-                   "lr_finder_end", "lr_finder_iters", "lr_max_divisor", "lr_min_divisor", "epochs",
-                   "peak_epoch", "weight_decay", "cycle_beta1")
+RESULT_SETTINGS = ("seed", "train_subset", "test_subset", "validation", "batch_size", "cutout_p",
+                   "lr_finder_start", "lr_finder_end", "lr_finder_iters", "lr_max_divisor", "lr_min_divisor",
+                   "epochs", "peak_epoch", "weight_decay", "label_smoothing", "cycle_beta1")
 # Data sets recognised by their digest (utils.data.digest of the full train and test splits).
-KNOWN_DATA = {"4d04bc84900edfe6380e58987fc24b001bd984f8": "CIFAR-10 (JPEG copy)"}
+KNOWN_DATA = {"4d04bc84900edfe6380e58987fc24b001bd984f8": "CIFAR-10 (JPEG copy)",
+              "63ed3fd0e829a2e66490f9b3f28f31d61d1cd396": "CIFAR-10 (JPEG copy)"}  # S10_VALIDATION=5000
 START_OVER = "delete it or set S10_CHECKPOINT to a new file to start over"
 
 
@@ -51,8 +52,9 @@ def differences(saved: dict, now: dict, parts=("settings", "data", "device", "pr
 
     found = []
     for name, value in now["settings"].items():
-        if "settings" in parts and saved["settings"].get(name) != value:
-            found.append(f"{env_name(name)} {saved['settings'].get(name)!r} -> {value!r}")
+        before = saved_setting(saved["settings"], name)
+        if "settings" in parts and before != value:
+            found.append(f"{env_name(name)} {before!r} -> {value!r}")
     if "data" in parts and saved["data"] != now["data"]:
         found.append(f"the data (sha1 {saved['data'][:10]} -> {now['data'][:10]})")
     for key in ("device", "precision"):
@@ -66,13 +68,34 @@ def differences(saved: dict, now: dict, parts=("settings", "data", "device", "pr
     return found
 
 
+def saved_setting(settings: dict, name: str):
+    """A setting of a stored identity; one it lacks (added to the settings later) had its default."""
+    from utils.config import Settings
+
+    return settings.get(name, getattr(Settings, name))
+
+
 def record_identity(info: dict) -> dict:
     """The identity of the run a record describes: stored in it, or for a record written before
     identities were stored, rebuilt from its settings, data, device and precision."""
     if "identity" in info:
         return info["identity"]
-    return {"settings": {name: info.get("settings", {}).get(name) for name in RESULT_SETTINGS},
+    return {"settings": {name: saved_setting(info.get("settings", {}), name) for name in RESULT_SETTINGS},
             "data": info.get("data_sha1"), "device": info.get("device"), "precision": info.get("precision")}
+
+
+def saved_precision(path, device_type: str):
+    """The precision name ("bf16 channels_last", ...) of the run in checkpoint `path` if it trained on
+    a `device_type` device; None if there is no such checkpoint (an unreadable one is reported when
+    the run opens it)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        return None
+    try:
+        identity = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("identity") or {}
+    except Exception:
+        return None
+    return identity.get("precision") if identity.get("device") == device_type else None
 
 
 class Checkpoint:

@@ -20,7 +20,9 @@ class Settings:
     download_dir: str = "data"       # where torchvision downloads CIFAR-10
     cache_dir: str = "data/cache"    # decoded uint8 arrays of an image folder, reused on the next start
     train_subset: int = 0            # training images used; 0 = all 50,000
-    test_subset: int = 0             # test images used; 0 = all 10,000
+    test_subset: int = 0             # evaluation images used; 0 = all (10,000 test images)
+    validation: int = 0              # training images held out (class-balanced, fixed) and evaluated on
+                                     # instead of the test set, which is then never read; 0 = none
     batch_size: int = 512            # images per step
     workers: int = -1                # DataLoader worker processes; -1 = chosen from the device and cores
     cutout_p: float = 1.0            # probability that an image gets the 8x8 cutout hole
@@ -28,12 +30,13 @@ class Settings:
     lr_finder_start: float = 1e-5    # first LR of the exponential sweep
     lr_finder_end: float = 1.0       # last LR of the sweep
     lr_finder_iters: int = 100       # steps of the sweep (batches)
-    lr_max_divisor: float = 1.0      # LRMAX = LR at the smoothed-loss minimum / this
+    lr_max_divisor: float = 1.0      # LRMAX = LR at the smoothed-loss minimum / this (0.5: twice that LR)
     lr_min_divisor: float = 100.0    # LRMIN = LRMAX / this
     # one-cycle training
     epochs: int = 24                 # epochs
     peak_epoch: float = 5.0          # epoch at whose end the LR reaches LRMAX
     weight_decay: float = 1e-4       # Adam's L2 penalty (coupled, as in torch.optim.Adam)
+    label_smoothing: float = 0.0     # cross-entropy target smoothing (training and range test), 0..1
     cycle_beta1: bool = False        # let OneCycleLR cycle Adam's beta1 (0.95 -> 0.85 -> 0.95)
     # machinery
     device: str = "auto"             # "auto", "cuda", "mps" or "cpu"
@@ -73,17 +76,20 @@ class Settings:
 
         for field in ("train_subset", "test_subset"):
             need(getattr(self, field) >= 0, field, "0 (all) or a positive number of images")
+        need(self.validation >= 0 and self.validation % 10 == 0, "validation",
+             "0 (none) or a multiple of 10 images (as many from every class), e.g. 5000")
         for field in ("batch_size", "epochs", "lr_finder_iters"):
             need(getattr(self, field) >= 1, field, "a whole number >= 1")
         need(self.workers >= -1, "workers", "-1 (auto) or a number of processes >= 0")
         need(0.0 <= self.cutout_p <= 1.0, "cutout_p", "a probability between 0 and 1")
         need(0 < self.lr_finder_start < self.lr_finder_end, "lr_finder_start",
              f"positive and below S10_LR_FINDER_END={self.lr_finder_end}")
-        need(self.lr_max_divisor >= 1, "lr_max_divisor", "a number >= 1")
+        need(self.lr_max_divisor > 0, "lr_max_divisor", "a number > 0")
         need(self.lr_min_divisor > 1, "lr_min_divisor", "a number > 1")
         need(0 < self.peak_epoch < self.epochs, "peak_epoch",
              f"above 0 and below S10_EPOCHS={self.epochs} (set both for short runs)")
         need(self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        need(0 <= self.label_smoothing < 1, "label_smoothing", "a number from 0 up to (not including) 1")
         need(bool(self.checkpoint), "checkpoint", "a file path (the run is stored there)")
         need(self.device in ("auto", "cuda", "mps", "cpu"), "device", '"auto", "cuda", "mps" or "cpu"')
 

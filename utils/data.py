@@ -1,8 +1,12 @@
 """CIFAR-10 as uint8 arrays, from torchvision's download or from an image folder, and its loaders.
 
 An image folder (`CIFAR10_ROOT`) holds train/<class>/*.jpg and test/<class>/*.jpg. Its 60,000
-files are decoded once into uint8 arrays and cached under `cache_dir`, keyed by the folder's path
-and every file's name, size and modification time, so the next start loads one file instead.
+files are decoded once into uint8 arrays and cached under `cache_dir` (a file per split), keyed by
+the folder's path and every file's name, size and modification time, so the next start loads one
+file per split instead.
+
+With a validation split (`S10_VALIDATION`), a fixed, class-balanced part of the training images is
+held out and evaluated on in place of the test set, which is then never read.
 """
 import hashlib
 import io
@@ -25,6 +29,7 @@ MEAN = (0.4914, 0.4822, 0.4465)  # per-channel mean of the CIFAR-10 training ima
 STD = (0.2470, 0.2435, 0.2616)   # per-channel standard deviation, 0..1
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 FOLDER_HINT = "CIFAR10_ROOT must hold train/<class>/ and test/<class>/ image folders"
+VALIDATION_SEED = 10  # fixes which training images the validation split holds out, whatever the run's seed
 
 
 class DataError(RuntimeError):
@@ -48,19 +53,36 @@ class Split:
         keep = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
         return Split(self.images[keep], self.labels[keep])
 
+    def hold_out(self, n: int, seed: int = VALIDATION_SEED) -> tuple:
+        """(rest, held): `n` images held out, the same number from every class, drawn by `seed`."""
+        classes = len(CLASSES)
+        if n % classes or not 0 < n < len(self):
+            raise DataError(f"S10_VALIDATION={n} must be a multiple of {classes} (the same number of images "
+                            f"from every class) below {len(self)}; e.g. S10_VALIDATION=5000, or 0 for none")
+        rng, held = np.random.default_rng(seed), []
+        for label in range(classes):
+            members = np.flatnonzero(self.labels == label)
+            if len(members) <= n // classes:
+                raise DataError(f"S10_VALIDATION={n} asks for {n // classes} images of class {CLASSES[label]}, "
+                                f"which has {len(members)}; lower it")
+            held.append(rng.choice(members, n // classes, replace=False))
+        held = np.sort(np.concatenate(held))
+        rest = np.setdiff1d(np.arange(len(self)), held)
+        return Split(self.images[rest], self.labels[rest]), Split(self.images[held], self.labels[held])
 
-def load_cifar10(root=None, download_dir="data", cache_dir="data/cache"):
-    """(train, test) Splits: from the image folder `root` if given, else torchvision's download."""
+
+def load_cifar10(root=None, download_dir="data", cache_dir="data/cache", splits=("train", "test")):
+    """A Split for each of `splits`: from the image folder `root` if given, else torchvision's download."""
     if root:
-        return load_image_folder(root, cache_dir)
-    return load_torchvision(download_dir)
+        return load_image_folder(root, cache_dir, splits)
+    return load_torchvision(download_dir, splits)
 
 
-def load_torchvision(download_dir):
+def load_torchvision(download_dir, splits=("train", "test")):
     from torchvision.datasets import CIFAR10
 
     try:
-        sets = [CIFAR10(download_dir, train=train, download=True) for train in (True, False)]
+        sets = [CIFAR10(download_dir, train=split == "train", download=True) for split in splits]
     except Exception as exc:  # URLError, socket errors, a broken archive...
         offline = isinstance(exc, (URLError, ConnectionError, TimeoutError, socket.gaierror))
         raise DataError(
@@ -100,24 +122,38 @@ def list_image_folder(root):
     return listing
 
 
-def load_image_folder(root, cache_dir="data/cache"):
+def load_image_folder(root, cache_dir="data/cache", splits=("train", "test")):
+    """A Split for each of `splits`, from its cache file if that is current, else decoded. New cache
+    files are written once every split has decoded, so a bad image leaves none behind."""
     root = Path(root).expanduser()
     listing = list_image_folder(root)
-    key = hashlib.sha1(str(Path(root).resolve()).encode())
-    for split in ("train", "test"):
-        for path, label in listing[split]:
-            stat = path.stat()
-            key.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    cache = Path(cache_dir) / f"cifar10-{key.hexdigest()[:16]}.npz"
+    caches = [_cache_file(root, split, listing[split], Path(cache_dir)) for split in splits]
+    loaded = [_read_cache(cache) for cache in caches]
+    loaded = [found or _decode(listing[split]) for found, split in zip(loaded, splits)]
+    for cache, split in zip(caches, loaded):
+        if not cache.exists():
+            _save_atomic(cache, images=split.images, labels=split.labels)
+    return tuple(loaded)
+
+
+def _cache_file(root: Path, split: str, files, cache_dir: Path) -> Path:
+    """The cache of `split`, named by the folder's path and every file's name, size and time."""
+    key = hashlib.sha1(f"{root.resolve()}|{split}\n".encode())
+    for path, _ in files:
+        stat = path.stat()
+        key.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return cache_dir / f"cifar10-{split}-{key.hexdigest()[:16]}.npz"
+
+
+def _read_cache(cache: Path):
     if cache.exists():
         try:
             with np.load(cache) as z:
-                return Split(z["train_x"], z["train_y"]), Split(z["test_x"], z["test_y"])
+                return Split(z["images"], z["labels"])
         except Exception as exc:
             warnings.warn(f"ignoring unreadable cache {cache} ({exc}); decoding the images again")
-    train, test = (_decode(listing[split]) for split in ("train", "test"))
-    _save_atomic(cache, train_x=train.images, train_y=train.labels, test_x=test.images, test_y=test.labels)
-    return train, test
+            cache.unlink(missing_ok=True)
+    return None
 
 
 def _decode(files) -> Split:
@@ -231,18 +267,28 @@ def make_loader(dataset, batch_size: int, train: bool, workers: int, device_type
 @dataclass
 class CIFAR10:
     train: Split
-    test: Split
-    source: str  # where the images came from, for the record
-    digest: str  # sha1 of the pixels and labels of both splits: which data a run saw
+    test: Split        # the images evaluated on: the test set, or the validation split held out of train
+    source: str        # where the images came from, for the record
+    digest: str        # sha1 of the pixels and labels of both splits: which data a run saw
+    eval_name: str = "test"  # what `test` holds: "test" or "validation"
 
 
 def load_data(cfg) -> CIFAR10:
-    """The train and test splits that `cfg` asks for (source and subset sizes)."""
-    train, test = load_cifar10(cfg.data_root, cfg.download_dir, cfg.cache_dir)
+    """The train and evaluation splits that `cfg` asks for (source, validation split, subset sizes).
+
+    With `cfg.validation` > 0 that many training images (class-balanced, fixed by VALIDATION_SEED)
+    are held out and returned as the evaluation split; the test set is not even read."""
     source = f"image folder {cfg.data_root}" if cfg.data_root else "torchvision CIFAR-10"
+    if cfg.validation:
+        (full,) = load_cifar10(cfg.data_root, cfg.download_dir, cfg.cache_dir, splits=("train",))
+        train, test = full.hold_out(cfg.validation)
+        source += f", {len(train):,} training images with {len(test):,} held out for validation"
+    else:
+        train, test = load_cifar10(cfg.data_root, cfg.download_dir, cfg.cache_dir)
+    eval_name = "validation" if cfg.validation else "test"
     train = train.subset(cfg.train_subset, cfg.seed, "S10_TRAIN_SUBSET")
     test = test.subset(cfg.test_subset, cfg.seed, "S10_TEST_SUBSET")
-    return CIFAR10(train, test, source, digest(train, test))
+    return CIFAR10(train, test, source, digest(train, test), eval_name)
 
 
 def digest(*splits: Split) -> str:

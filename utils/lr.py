@@ -70,14 +70,16 @@ def pick_lrs(lrs, losses, max_divisor: float = 1.0, min_divisor: float = 100.0) 
 
 
 def lr_range_test(model, optimizer, loader, device, start_lr, end_lr, iters,
-                  amp_dtype=None, max_divisor=1.0, min_divisor=100.0) -> LRTest:
-    """Sweep the LR exponentially (Adam as given, cross-entropy loss) from `start_lr` to `end_lr` over `iters` batches, then restore
-    model and optimizer (`LRFinder.reset`) and pick LRMAX and LRMIN by `pick_lrs`."""
-    criterion = torch.nn.CrossEntropyLoss()
+                  precision=None, max_divisor=1.0, min_divisor=100.0, label_smoothing=0.0) -> LRTest:
+    """Sweep the LR exponentially (Adam as given, the training loss: cross-entropy with `label_smoothing`)
+    from `start_lr` to `end_lr` over `iters` batches, in the training's `precision` (a
+    utils.device.Precision: autocast dtype, and loss scaling exactly when training scales), then
+    restore model and optimizer (`LRFinder.reset`) and pick LRMAX and LRMIN by `pick_lrs`."""
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     amp = {}
-    if amp_dtype is not None:
-        amp = dict(amp_backend="torch", amp_config=dict(device_type=device.type, dtype=amp_dtype),
-                   grad_scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16))
+    if precision is not None and precision.dtype is not None:
+        amp = dict(amp_backend="torch", amp_config=dict(device_type=device.type, dtype=precision.dtype),
+                   grad_scaler=torch.amp.GradScaler(device.type, enabled=precision.scaler.is_enabled()))
     finder = LRFinder(model, optimizer, criterion, device=device, **amp)
     printed = io.StringIO()  # the library prints advice meant for its own plot(); keep it out of the notebook
     try:

@@ -110,16 +110,17 @@ def augmentation_grid(dataset, n=4, epochs=range(1, 7)) -> Figure:
     return fig
 
 
-def curves(history) -> Figure:
-    """Loss and accuracy per epoch, train against test."""
+def curves(history, eval_name="test") -> Figure:
+    """Loss and accuracy per epoch, train against the evaluation set (`eval_name`: test or validation)."""
     epochs = [row["epoch"] for row in history]
     fig = Figure(figsize=(10, 3.5), layout="constrained")
     loss, acc = fig.subplots(1, 2)
     for split, style in (("train", "-o"), ("test", "-s")):
-        loss.plot(epochs, [row[f"{split}_loss"] for row in history], style, markersize=3, label=split)
-        acc.plot(epochs, [100 * row[f"{split}_acc"] for row in history], style, markersize=3, label=split)
+        label = eval_name if split == "test" else split
+        loss.plot(epochs, [row[f"{split}_loss"] for row in history], style, markersize=3, label=label)
+        acc.plot(epochs, [100 * row[f"{split}_acc"] for row in history], style, markersize=3, label=label)
     loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    acc.set(xlabel="epoch", ylabel="accuracy (%)", title=f"accuracy (final test {100 * history[-1]['test_acc']:.2f}%)")
+    acc.set(xlabel="epoch", ylabel="accuracy (%)", title=f"accuracy (final {eval_name} {100 * history[-1]['test_acc']:.2f}%)")
     acc.axhline(90, color="grey", linestyle=":", label="target 90%")
     for ax in (loss, acc):
         ax.legend()
@@ -205,17 +206,17 @@ def seconds_per_epoch(history) -> float:
     return float(np.median([row["seconds"] for row in history]))
 
 
-def results_table(history, info: dict, found, resumes: int) -> str:
-    """The run's result in a few lines: final-epoch test accuracy first."""
+def results_table(history, info: dict, found, resumes: int, eval_name="test") -> str:
+    """The run's result in a few lines: final-epoch test (or validation) accuracy first."""
     last = history[-1]
     best = max(history, key=lambda row: row["test_acc"])
     seconds = [row["seconds"] for row in history]
     rows = [
-        ("test accuracy, final epoch", f"{100 * last['test_acc']:.2f}% (epoch {last['epoch']}/{len(history)})"),
+        (f"{eval_name} accuracy, final epoch", f"{100 * last['test_acc']:.2f}% (epoch {last['epoch']}/{len(history)})"),
         ("best epoch (information only)", f"{100 * best['test_acc']:.2f}% (epoch {best['epoch']})"),
         ("train accuracy, final epoch", f"{100 * last['train_acc']:.2f}%"),
         ("seconds per epoch", f"{seconds_per_epoch(history):.0f} (median of {plural(len(seconds), 'epoch')}, "
-                              f"train + test; {sum(seconds) / 60:.0f} min in all)"),
+                              f"train + {eval_name}; {sum(seconds) / 60:.0f} min in all)"),
         ("device", f"{info.get('device', '?')} ({info.get('device_name', '?')}), {info.get('threads', '?')} threads, "
                    f"{plural(info['workers'], 'loader worker') if 'workers' in info else '? loader workers'}"),
         ("precision", info.get("precision", "?")),
@@ -223,7 +224,8 @@ def results_table(history, info: dict, found, resumes: int) -> str:
         ("LRMIN / LRMAX", f"{found.lr_min:.2e} / {found.lr_max:.2e} (loss minimum at {found.lr_at_min:.2e})"),
         ("resumed", "never" if resumes == 0 else "once" if resumes == 1 else f"{resumes} times"),
     ]
-    return "\n".join(f"{name:<31}{value}" for name, value in rows)
+    width = max(31, max(len(name) for name, _ in rows) + 2)
+    return "\n".join(f"{name:<{width}}{value}" for name, value in rows)
 
 
 def seeds_table(records, target=0.90) -> str:

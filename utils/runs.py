@@ -12,8 +12,17 @@ import subprocess
 from pathlib import Path
 
 from utils.checkpoint import (KNOWN_DATA, RESULT_SETTINGS, ROOT, Checkpoint, CheckpointError, RunRecord, TrainedRun,
-                              write_atomic, differences, record_identity, run_identity)
-from utils.device import environment
+                              write_atomic, differences, record_identity, run_identity, saved_precision,
+                              saved_setting)
+from utils.device import environment, pick_precision
+
+
+def run_precision(cfg, device):
+    """The precision of this execution: the one its checkpoint was made with when it continues a run
+    (`cfg.resume`), else the one `pick_precision` picks for this machine (S10_AMP=0: fp32)."""
+    resuming = cfg.resume and not cfg.weights
+    keep = saved_precision(cfg.checkpoint, device.type) if resuming else None
+    return pick_precision(device, cfg.amp, cfg.channels_last, keep=keep)
 
 
 def open_run(cfg, data, device, precision, workers, log=print):
@@ -26,6 +35,7 @@ def open_run(cfg, data, device, precision, workers, log=print):
         identity = run_identity(cfg, data.digest, device, precision.name)
         name = KNOWN_DATA.get(data.digest)
         info = {"data_source": f"{name}, {data.source}" if name else data.source, "data_sha1": data.digest,
+                "evaluated_on": data.eval_name,
                 "device": device.type, **environment(device), "precision": precision.name, "workers": workers,
                 "code_commit": git_commit(), "settings": dataclasses.asdict(cfg), "identity": identity}
         path = record_path(cfg, identity, log)
@@ -68,7 +78,7 @@ def is_spec(settings: dict) -> bool:
     default, but the seed."""
     from utils.config import Settings
 
-    return all(settings.get(name) == getattr(Settings, name) for name in RESULT_SETTINGS if name != "seed")
+    return all(saved_setting(settings, name) == getattr(Settings, name) for name in RESULT_SETTINGS if name != "seed")
 
 
 def read_records(folder="runs") -> list:

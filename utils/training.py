@@ -21,11 +21,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_step(model, x, y, optimizer, device, precision):
-    """Forward, cross-entropy, backward and optimizer step on one batch; returns (logits, loss)."""
+def train_step(model, x, y, optimizer, device, precision, criterion=F.cross_entropy):
+    """Forward, loss (`criterion`: cross-entropy), backward and optimizer step on one batch; returns (logits, loss)."""
     with precision.autocast(device):
         logits = model(x)
-        loss = F.cross_entropy(logits, y)
+        loss = criterion(logits, y)
     optimizer.zero_grad(set_to_none=True)
     precision.scaler.scale(loss).backward()
     precision.scaler.step(optimizer)
@@ -34,7 +34,7 @@ def train_step(model, x, y, optimizer, device, precision):
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, device, precision, progress=True, epoch=1,
-                    check_every=20) -> dict:
+                    check_every=20, criterion=F.cross_entropy) -> dict:
     """One pass over `loader`, one optimizer and scheduler step per batch.
 
     Returns mean loss, accuracy and the LR of every step. A non-finite loss raises DivergenceError
@@ -47,7 +47,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision, prog
     for step, (x, y) in enumerate(tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress)):
         x, y = precision.to_device(x, y, device)
         lrs.append(optimizer.param_groups[0]["lr"])
-        logits, loss = train_step(model, x, y, optimizer, device, precision)
+        logits, loss = train_step(model, x, y, optimizer, device, precision, criterion)
         scheduler.step()
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
@@ -93,11 +93,15 @@ def evaluate(model, loader, device, precision, progress=False) -> dict:
 
 
 def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, precision,
-        checkpoint=None, resume=True, progress=True, log=print) -> list:
+        checkpoint=None, resume=True, progress=True, log=print, criterion=F.cross_entropy,
+        eval_name="test") -> list:
     """Train for `epochs` epochs; return the history, one dict per epoch.
 
     `checkpoint` (a Checkpoint, a path for one, or a TrainedRun that only restores) is written after every epoch; an existing one
-    is loaded first (with `resume`) and training continues after its last finished epoch. Every
+    is loaded first (with `resume`) and training continues after its last finished epoch. `criterion`
+    is the training loss; `test_loader` is scored with plain cross-entropy and named `eval_name`
+    ("test", or "validation" for a held-out split) in the epoch lines; the history calls it "test"
+    either way. Every
     epoch of the run is printed, those trained by an earlier execution marked `*`. Each epoch's
     shuffle and augmentation come from (seed, epoch) (`set_epoch`), so a resumed run ends with the
     weights of one that never stopped. A diverging epoch raises DivergenceError before anything
@@ -114,17 +118,18 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
                  else f"complete ({len(history)} epochs, {resumed}); nothing left to train")
         log(f"run in {checkpoint.path} {state}; * = trained by an earlier execution")
         for row in history:
-            log(format_epoch(row, epochs) + "  *")
+            log(format_epoch(row, epochs, eval_name) + "  *")
     for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
         set_epoch(train_loader, epoch)
-        train = train_one_epoch(model, train_loader, optimizer, scheduler, device, precision, progress, epoch)
+        train = train_one_epoch(model, train_loader, optimizer, scheduler, device, precision, progress, epoch,
+                                criterion=criterion)
         test = evaluate(model, test_loader, device, precision)
         history.append({"epoch": epoch, "lr": train["lrs"][-1], "lrs": train["lrs"],
                         "train_loss": train["loss"], "train_acc": train["acc"],
                         "test_loss": test["loss"], "test_acc": test["acc"],
                         "seconds": time.perf_counter() - start, "execution": resumes + 1})
-        log(format_epoch(history[-1], epochs))
+        log(format_epoch(history[-1], epochs, eval_name))
         if checkpoint:
             checkpoint.save_epoch(model, optimizer, scheduler, precision.scaler, history, resumes, epochs)
     return history
@@ -137,7 +142,7 @@ def set_epoch(loader, epoch: int) -> None:
             part.set_epoch(epoch)
 
 
-def format_epoch(row: dict, epochs: int) -> str:
+def format_epoch(row: dict, epochs: int, eval_name: str = "test") -> str:
     return (f"epoch {row['epoch']:>2}/{epochs}  lr {row['lr']:.2e}  "
             f"train loss {row['train_loss']:.3f} acc {100 * row['train_acc']:5.2f}%  "
-            f"test loss {row['test_loss']:.3f} acc {100 * row['test_acc']:5.2f}%  {row['seconds']:.0f} s")
+            f"{eval_name} loss {row['test_loss']:.3f} acc {100 * row['test_acc']:5.2f}%  {row['seconds']:.0f} s")
