@@ -21,7 +21,7 @@ import torch
 from models import CustomResNet
 from utils.config import Settings
 from utils.data import MEAN, STD, CIFARDataset, Split, auto_workers, make_loader
-from utils.device import Precision, cpu_has_bf16, cpu_name, pick_device, pick_precision
+from utils.device import Precision, cpu_has_bf16, cpu_model, cpu_name, pick_device, pick_precision
 from utils.training import evaluate, train_one_epoch, train_step
 from utils.transforms import eval_transforms, train_transforms
 
@@ -99,7 +99,7 @@ def main(argv=None):
     steps = args.steps or (1 if args.quick else (20 if device.type == "cuda" else 3))
     rows, info = [], {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu: {cpu_name() or platform.machine()}",
-        "threads": torch.get_num_threads(), "cores": os.cpu_count(), "torch": torch.__version__,
+        "cpu_model": cpu_model(), "threads": torch.get_num_threads(), "cores": os.cpu_count(), "torch": torch.__version__,
         "native_bf16_cpu": cpu_has_bf16(), "batch": batch, "steps": steps,
         "default_precision": str(default.dtype or "fp32"), "channels_last": default.channels_last,
         "picked_precision": default.name, "picked_because": default.reason}

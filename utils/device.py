@@ -131,6 +131,20 @@ def pick_precision(device, amp=True, channels_last=True, keep=None) -> Precision
     return Precision(dtype, channels_last, scaler, reason)
 
 
+def cpu_model() -> str:
+    """e.g. "GenuineIntel family 6 model 167, AMX": what tells the CPUs of cpu_prefers_bf16 apart."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    features = "AMX" if cpu_has_amx() else "AVX-512 BF16" if cpu_has_bf16() else "no native bf16"
+    return f"{cpu_vendor() or '?'} family {fields.get('cpu family', '?')} model {fields.get('model', '?')}, {features}"
+
+
 def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
