@@ -1,5 +1,7 @@
 # make run:  set up, then execute S10.ipynb top to bottom (full 24-epoch training), outputs saved in place
 # make test: set up, then the unit tests and the notebook smoke run
+# make gpu-check: on a CUDA GPU, in about 3 minutes: device, precision, loader, model-step and real-loop
+#   images/s and the predicted time of 24 epochs, printed and written to benchmarks/results/gpu-check.json
 # make full-run SEED=n: the full run of seed n (default 1) on the CIFAR-10 JPEG copy, its checkpoint in
 #   RUN_DIR (outside the clone): started, or continued after its last finished epoch. Its run record and
 #   final weights go to runs/s10-seed<n>.json/.pt; the executed notebook and its figures stay in RUN_DIR
@@ -34,4 +36,8 @@ full-run: setup
 test: setup
 	$(BIN)/python -m pytest
 
-.PHONY: setup run full-run test
+gpu-check: setup
+	mkdir -p benchmarks/results
+	S10_DEVICE=cuda $(BIN)/python -m benchmarks.train_throughput --rounds 2 --json benchmarks/results/gpu-check.json
+
+.PHONY: setup run full-run test gpu-check

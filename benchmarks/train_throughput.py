@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from models import CustomResNet
-from utils.config import Settings
+from utils.config import Settings, SettingsError
 from utils.data import MEAN, STD, CIFARDataset, Split, auto_workers, make_loader
-from utils.device import Precision, cpu_has_bf16, cpu_model, cpu_name, pick_device, pick_precision
+from utils.device import DeviceError, Precision, cpu_has_bf16, cpu_model, cpu_name, pick_device, pick_precision
 from utils.training import evaluate, train_one_epoch, train_step
 from utils.transforms import eval_transforms, train_transforms
 
@@ -191,4 +191,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (DeviceError, SettingsError) as exc:
+        raise SystemExit(f"error: {exc}") from None

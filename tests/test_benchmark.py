@@ -46,3 +46,18 @@ def test_on_a_gpu_the_benchmark_times_the_precision_training_would_use(monkeypat
     assert list(configs)[-1] == f"{mixed} autocast + channels_last"
     assert configs[list(configs)[-1]].scaler.is_enabled() is scaled
     assert config_name(pick_precision(torch.device("cuda"))) in configs
+
+
+def test_the_gpu_check_on_a_machine_without_a_gpu_stops_with_one_line():
+    """`make gpu-check` runs the benchmark with S10_DEVICE=cuda: here, with no GPU, it must say so at once."""
+    import os
+    import subprocess
+    import sys
+
+    makefile = open("Makefile").read()
+    assert "S10_DEVICE=cuda $(BIN)/python -m benchmarks.train_throughput" in makefile
+    done = subprocess.run([sys.executable, "-m", "benchmarks.train_throughput", "--quick", "--json", os.devnull],
+                          env={**os.environ, "S10_DEVICE": "cuda"}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("error: S10_DEVICE=cuda but torch sees no CUDA GPU here; run on a GPU machine "
+                                   "or unset S10_DEVICE")

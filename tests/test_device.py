@@ -120,7 +120,16 @@ def test_cpu_has_bf16_follows_onednn(monkeypatch):
 def test_cuda_lets_cudnn_pick_its_fastest_algorithms(monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     assert pick_device("cpu") == CPU and torch.backends.cudnn.benchmark is False
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert pick_device("cuda").type == "cuda" and torch.backends.cudnn.benchmark is True
+
+
+def test_asking_for_cuda_without_a_gpu_stops_with_one_line(monkeypatch):
+    from utils.device import DeviceError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match="S10_DEVICE=cuda but torch sees no CUDA GPU here"):
+        pick_device("cuda")
 
 
 def test_auto_picks_cuda_when_it_is_there(monkeypatch):

@@ -4,9 +4,14 @@
 the set-up line at the top of the notebook and for the run record). Nothing here trains.
 """
 import platform
+import sys
 from dataclasses import dataclass, field
 
 import torch
+
+
+class DeviceError(RuntimeError):
+    """The device asked for is not there; the message says what to do."""
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -14,10 +19,26 @@ def pick_device(name: str = "auto") -> torch.device:
     lets cuDNN pick its fastest convolution algorithms (`cudnn.benchmark`): the input shape never changes."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("S10_DEVICE=cuda but torch sees no CUDA GPU here; run on a GPU machine or unset S10_DEVICE")
     device = torch.device(name)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     return device
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def check_runtime(cfg, device) -> None:
+    """In Colab, stop before anything runs when the runtime has no GPU: a free Colab runtime ends long
+    before a CPU run (about 9.5 h) does. Exploring trained weights (S10_WEIGHTS) takes minutes on the
+    CPU and stays allowed, and so does the CPU asked for by name (S10_DEVICE=cpu)."""
+    if in_colab() and device.type == "cpu" and not cfg.weights and cfg.device != "cpu":
+        raise SystemExit("This Colab runtime has no GPU: choose Runtime > Change runtime type > T4 GPU, then Run all "
+                         "again (or set WEIGHTS in the first cell to explore trained weights, or CPU_ON_PURPOSE = True "
+                         "to train on the CPU for about 9.5 hours)")
 
 
 @dataclass

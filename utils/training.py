@@ -21,6 +21,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def make_optimizer(model, lr, weight_decay, device):
+    """Adam with coupled L2 weight decay (torch.optim.Adam's `weight_decay`). Fused on CUDA: with loss
+    scaling the plain step reads a flag back from the GPU every step (GradScaler's `.item()`), the
+    fused one does not. Elsewhere the plain implementation, so a CPU run computes what it always did."""
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda")
+
+
 def train_step(model, x, y, optimizer, device, precision, criterion=F.cross_entropy):
     """Forward, loss (`criterion`: cross-entropy), backward and optimizer step on one batch; returns (logits, loss)."""
     with precision.autocast(device):
@@ -79,10 +86,10 @@ def predict(model, loader, device, precision, progress=False):
     for x, y in tqdm(loader, desc="test", leave=False, disable=not progress):
         x, _ = precision.to_device(x, y, device)
         with precision.autocast(device):
-            outputs.append(model(x).float().cpu())
+            outputs.append(model(x).float())
         labels.append(y)
     model.train(was_training)
-    return torch.cat(outputs), torch.cat(labels)
+    return torch.cat(outputs).cpu(), torch.cat(labels)  # one copy from the device, not one per batch
 
 
 def evaluate(model, loader, device, precision, progress=False) -> dict:
