@@ -20,10 +20,11 @@ import torch
 
 from models import CustomResNet
 from utils.config import Settings, SettingsError
-from utils.data import MEAN, STD, CIFARDataset, Split, auto_workers, make_loader
+from benchmarks.reference_loader import reference_loader
+from utils.data import MEAN, STD, CIFARDataset, Split, auto_workers, make_loader, to_device
 from utils.device import DeviceError, Precision, cpu_has_bf16, cpu_model, cpu_name, pick_device, pick_precision
-from utils.training import evaluate, train_one_epoch, train_step
-from utils.transforms import eval_transforms, train_transforms
+from utils.training import evaluate, make_optimizer, train_one_epoch, train_step
+from utils.transforms import train_transforms
 
 
 def timed(fn, repeats, warmup=1, sync=None):
@@ -44,7 +45,7 @@ def model_step(model, precision, device, batch):
     """A closure doing one training step (the loop's own `train_step`) on a fixed in-memory batch."""
     x = torch.randn(batch, 3, 32, 32, device=device).to(memory_format=precision.memory_format)
     y = torch.randint(0, 10, (batch,), device=device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimizer = make_optimizer(model, 1e-4, 0.0, device)
 
     def step():
         train_step(model, x, y, optimizer, device, precision)
@@ -80,6 +81,27 @@ def precision_configs(device) -> list:
         if mixed.dtype is not None:
             configs.append(mixed)
     return [(config_name(p), p) for p in configs]
+
+
+def train_loader(split, batch, workers, device_type):
+    return make_loader(CIFARDataset(split, train_transforms(MEAN), seed=0), batch, True, workers, device_type)
+
+
+def pipeline_rate(loader, device, precision, epochs=2) -> float:
+    """Images/s of `loader` up to normalised batches on `device` (the second of `epochs` epochs, so
+    that worker start-up is not counted where workers persist)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for epoch in range(1, epochs + 1):
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(epoch)
+        start = time.perf_counter()
+        for x, y in loader:
+            if x.dtype == torch.uint8:
+                x, y = to_device(x, y, device, precision.memory_format)
+            else:
+                x, y = x.to(device, memory_format=precision.memory_format), y.to(device)
+        sync()
+    return len(loader.dataset) / (time.perf_counter() - start)
 
 
 def main(argv=None):
@@ -119,24 +141,34 @@ def main(argv=None):
     default_name = config_name(default)
     print(f"the notebook picks {default.name} here ({default.reason})", flush=True)
 
-    # 2. the data pipeline alone
+    # 2. the data pipeline alone, up to normalised batches on this device: first today's loader
+    #    against the one it replaced (the reference), on one core (0 workers, one thread), then
+    #    today's at several worker counts
     n = batch * steps
     rng = np.random.default_rng(0)
     split = Split(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n))
-    for workers in sorted({0, 1, 2, auto_workers(device.type)}):
-        loader = make_loader(CIFARDataset(split, train_transforms(MEAN, STD, seed=0)), batch, True, workers,
-                             device.type, persistent=False)
-        start = time.perf_counter()
-        for _ in loader:
-            pass
-        add("data pipeline", f"workers={workers}", n / (time.perf_counter() - start))
+    pipeline_split = split if args.quick else Split(rng.integers(0, 256, (8 * batch, 32, 32, 3), dtype=np.uint8),
+                                                    rng.integers(0, 10, 8 * batch))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reference = pipeline_rate(reference_loader(pipeline_split, MEAN, STD, batch), device, default)
+        add("data pipeline", "reference loader (the committed runs'), workers=0, 1 thread", reference)
+        ours = pipeline_rate(train_loader(pipeline_split, batch, 0, device.type), device, default)
+        add("data pipeline", "workers=0, 1 thread", ours, speedup=round(ours / reference, 2))
+    finally:
+        torch.set_num_threads(threads)
+    info["loader_speedup_per_core"] = round(ours / reference, 2)
+    for workers in sorted({1, 2, auto_workers(device.type)}):
+        loader = train_loader(pipeline_split, batch, workers, device.type)
+        add("data pipeline", f"workers={workers}", pipeline_rate(loader, device, default))
 
     # 3. the real training loop (workers chosen as in the notebook), interleaved with the model-only
     #    step on the same model, `rounds` times, so that both see the same machine state; medians.
     workers = auto_workers(device.type) if cfg.workers < 0 else cfg.workers
-    train = make_loader(CIFARDataset(split, train_transforms(MEAN, STD, seed=0)), batch, True, workers, device.type)
+    train = train_loader(split, batch, workers, device.type)
     model = CustomResNet().to(device, memory_format=default.memory_format)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimizer = make_optimizer(model, 1e-4, 0.0, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)  # the LR does not matter here
     step = model_step(model, default, device, batch)
     train_one_epoch(model, train, optimizer, scheduler, device, default, progress=False)  # warm-up epoch
@@ -157,7 +189,7 @@ def main(argv=None):
     eval_model = copy.deepcopy(model).eval()
     eval_ceiling = batch / timed(model_eval(eval_model, default, device, batch), steps, sync=sync)
     add("model-only eval step", default_name, eval_ceiling)
-    test = make_loader(CIFARDataset(split, eval_transforms(MEAN, STD)), batch, False, workers, device.type)
+    test = make_loader(CIFARDataset(split), batch, False, workers, device.type)
     evaluate(model, test, device, default)
     start = time.perf_counter()
     evaluate(model, test, device, default)

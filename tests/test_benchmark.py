@@ -15,7 +15,10 @@ def test_quick_benchmark_measures_every_part(tmp_path, monkeypatch):
     parts = {row["part"] for row in result["rows"]}
     assert parts == {"model-only train step", "data pipeline", "real train loop", "model-only eval step", "real evaluate"}
     assert len([r for r in result["rows"] if r["part"] == "model-only train step"]) == 4
-    assert {r["config"] for r in result["rows"] if r["part"] == "data pipeline"} >= {"workers=0", "workers=1", "workers=2"}
+    pipelines = {r["config"] for r in result["rows"] if r["part"] == "data pipeline"}
+    assert pipelines >= {"reference loader (the committed runs'), workers=0, 1 thread", "workers=0, 1 thread",
+                         "workers=1", "workers=2"}
+    assert result["info"]["loader_speedup_per_core"] > 0  # today's loader against the reference, side by side
     assert all(row["images_per_s"] > 0 for row in result["rows"])
     info = result["info"]
     assert info["threads"] >= 1 and info["torch"] and info["device"].startswith("cpu")

@@ -8,7 +8,7 @@ from pytorch_grad_cam import GradCAM, LayerCAM
 from models import CustomResNet
 from tests.fakedata import make_images
 from utils import gallery, plots
-from utils.data import CLASSES, MEAN, STD, CIFARDataset, Split
+from utils.data import CLASSES, MEAN, STD, CIFARDataset, Split, make_loader, normalise
 from utils.gallery import Predictions
 from utils.lr import LRTest
 from utils.transforms import train_transforms
@@ -50,11 +50,11 @@ def test_from_logits_is_the_softmax():
     assert 0 < 1 - sure.confidence[0] < 1e-7  # not rounded to 1: the gallery can still tell it from 100%
 
 
-def test_normalize_gives_the_network_input_computed_by_hand():
+def test_normalise_gives_the_network_input_computed_by_hand():
     images = make_images(1)[0][:3]
     by_hand = (images / 255.0 - np.array(MEAN)) / np.array(STD)  # (N, 32, 32, 3)
     expected = torch.from_numpy(by_hand.transpose(0, 3, 1, 2)).float()
-    torch.testing.assert_close(gallery.normalize(images), expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(normalise(torch.from_numpy(images)), expected, rtol=0, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def trained_a_little():
     torch.manual_seed(0)
     model = CustomResNet()
     images, labels = make_images(4)
-    x, y = gallery.normalize(images), torch.from_numpy(labels)
+    x, y = normalise(torch.from_numpy(images)), torch.from_numpy(labels)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(3):
         optimizer.zero_grad()
@@ -137,14 +137,19 @@ def test_galleries_and_matrices_draw_one_panel_per_item():
     assert len(fig.axes[0].texts) == 100
 
 
-def test_augmentation_grid_shows_draws_and_keeps_the_epoch():
+def test_augmentation_grid_shows_the_very_images_training_sees():
     images, labels = make_images(1)
-    dataset = CIFARDataset(Split(images, labels), train_transforms(MEAN, STD), seed=0)
-    dataset.set_epoch(7)
-    fig = plots.augmentation_grid(dataset, n=3, epochs=range(1, 5))
-    assert len(axes_with_images(fig)) == 3 * 5 and dataset.epoch == 7
+    loader = make_loader(CIFARDataset(Split(images, labels), train_transforms(MEAN), seed=0), 4, train=True, workers=0)
+    fig = plots.augmentation_grid(loader, n=3, epochs=range(1, 5))
+    assert len(axes_with_images(fig)) == 3 * 5 and loader.sampler.epoch == 0
     drawn = [ax.images[0].get_array() for ax in fig.axes[1:5]]
     assert not np.allclose(drawn[0], drawn[1])  # different epochs, different draws
+    first = plots.by_class(labels)[0]
+    assert np.array_equal(fig.axes[0].images[0].get_array(), images[first])  # the original, unpadded
+    loader.sampler.set_epoch(2)
+    order = [i for _, i in loader.sampler]
+    delivered = torch.cat([x for x, _ in loader])
+    assert np.array_equal(fig.axes[2].images[0].get_array(), delivered[order.index(first)].numpy())
 
 
 def history(n=3):

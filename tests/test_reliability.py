@@ -141,14 +141,14 @@ def test_lr_range_test_stops_at_divergence_and_still_suggests_a_sane_lr():
 
 
 def test_same_seed_same_first_epoch_on_cpu():
-    from utils.data import MEAN, STD, CIFARDataset, Split, make_loader
+    from utils.data import MEAN, CIFARDataset, Split, make_loader
     from utils.transforms import train_transforms
     from tests.fakedata import make_images
 
     def first_epoch():
         torch.manual_seed(3)
         model = tiny_net()
-        dataset = CIFARDataset(Split(*make_images(20)), train_transforms(MEAN, STD), seed=3)
+        dataset = CIFARDataset(Split(*make_images(20)), train_transforms(MEAN), seed=3)
         train = make_loader(dataset, 50, train=True, workers=2, seed=3)
         optimizer = torch.optim.Adam(model.parameters())
         scheduler = one_cycle(optimizer, 2e-2, 2e-3, 2, len(train), peak_epoch=1)

@@ -9,11 +9,11 @@ import torch
 from tests.fakedata import make_images, tiny_net
 from utils.checkpoint import Checkpoint, CheckpointError, RunRecord, TrainedRun, run_identity
 from utils.config import Settings
-from utils.data import MEAN, STD, CIFARDataset, Split, make_loader
+from utils.data import MEAN, CIFARDataset, Split, make_loader
 from utils.lr import LRTest, one_cycle
 from utils.device import Precision
 from utils.training import evaluate, fit
-from utils.transforms import eval_transforms, train_transforms
+from utils.transforms import train_transforms
 
 CPU, FP32 = torch.device("cpu"), Precision()
 EPOCHS = 3
@@ -23,9 +23,9 @@ def augmented_setup(workers, seed=5):
     """Tiny net, 60 generated images with the real train pipeline (crop, flip, cutout), 3 epochs."""
     torch.manual_seed(0)
     model = tiny_net()
-    train_set = CIFARDataset(Split(*make_images(6)), train_transforms(MEAN, STD), seed=seed)
+    train_set = CIFARDataset(Split(*make_images(6)), train_transforms(MEAN), seed=seed)
     train = make_loader(train_set, 20, train=True, workers=workers, seed=seed)
-    test = make_loader(CIFARDataset(Split(*make_images(2, seed=1)), eval_transforms(MEAN, STD)), 20, False, 0)
+    test = make_loader(CIFARDataset(Split(*make_images(2, seed=1))), 20, False, 0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
     scheduler = one_cycle(optimizer, 2e-2, 2e-4, EPOCHS, len(train), peak_epoch=1)
     return model, train, test, optimizer, scheduler

@@ -62,9 +62,6 @@ class Precision:
     def autocast(self, device):
         return torch.autocast(device.type, dtype=self.dtype, enabled=self.dtype is not None)
 
-    def to_device(self, x, y, device):
-        return x.to(device, non_blocking=True, memory_format=self.memory_format), y.to(device, non_blocking=True)
-
 
 def cpu_has_bf16() -> bool:
     """Whether this CPU runs bf16 natively (AVX-512 BF16 or AMX). Without it, oneDNN emulates bf16

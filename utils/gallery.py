@@ -8,8 +8,7 @@ import torch
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from utils.data import CLASSES, MEAN, STD
-from utils.transforms import eval_transforms
+from utils.data import CLASSES, normalise
 
 
 @dataclass
@@ -55,12 +54,6 @@ def most_confident_mistakes(pred: Predictions, n: int = 20) -> np.ndarray:
     return wrong[np.argsort(-pred.confidence[wrong], kind="stable")][:n]
 
 
-def normalize(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, 32, 32, 3) -> the network's input, (N, 3, 32, 32) float, through the test pipeline."""
-    pipeline = eval_transforms(MEAN, STD)
-    return torch.stack([pipeline(image=image)["image"] for image in images])
-
-
 def grad_cam(model, layer, images: np.ndarray, classes, method=GradCAM) -> np.ndarray:
     """A class activation map of `layer` for class classes[i] of image i: (N, 32, 32) floats in 0..1.
 
@@ -76,7 +69,7 @@ def grad_cam(model, layer, images: np.ndarray, classes, method=GradCAM) -> np.nd
     targets = [ClassifierOutputTarget(int(c)) for c in classes]
     try:
         with torch.enable_grad(), method(model=model, target_layers=[layer]) as cam:
-            maps = cam(input_tensor=normalize(images).to(device), targets=targets)
+            maps = cam(input_tensor=normalise(torch.from_numpy(np.asarray(images)), device), targets=targets)
     finally:
         model.train(was_training)
     return np.clip(maps, 0.0, 1.0)

@@ -29,9 +29,23 @@ import torch
 from torch.optim.lr_scheduler import OneCycleLR
 from tqdm import TqdmExperimentalWarning
 
+from utils.data import to_device
+
 with warnings.catch_warnings():  # torch-lr-finder imports tqdm.autonotebook, which warns in notebooks
     warnings.simplefilter("ignore", TqdmExperimentalWarning)
     from torch_lr_finder import LRFinder
+    from torch_lr_finder.lr_finder import TrainDataLoaderIter
+
+
+class OnDevice(TrainDataLoaderIter):
+    """The loader's uint8 batches as training feeds them to the network (`utils.data.to_device`)."""
+
+    def __init__(self, loader, device, memory_format):
+        super().__init__(loader)
+        self.device, self.memory_format = device, memory_format
+
+    def inputs_labels_from_batch(self, batch):
+        return to_device(*batch, self.device, self.memory_format)
 
 
 class LRFinderError(RuntimeError):
@@ -81,10 +95,11 @@ def lr_range_test(model, optimizer, loader, device, start_lr, end_lr, iters,
         amp = dict(amp_backend="torch", amp_config=dict(device_type=device.type, dtype=precision.dtype),
                    grad_scaler=torch.amp.GradScaler(device.type, enabled=precision.scaler.is_enabled()))
     finder = LRFinder(model, optimizer, criterion, device=device, **amp)
+    batches = OnDevice(loader, device, precision.memory_format if precision else torch.contiguous_format)
     printed = io.StringIO()  # the library prints advice meant for its own plot(); keep it out of the notebook
     try:
         with contextlib.redirect_stdout(printed):
-            finder.range_test(loader, start_lr=start_lr, end_lr=end_lr, num_iter=iters, step_mode="exp")
+            finder.range_test(batches, start_lr=start_lr, end_lr=end_lr, num_iter=iters, step_mode="exp")
     finally:
         finder.reset()
     found = pick_lrs(finder.history["lr"], finder.history["loss"], max_divisor, min_divisor)

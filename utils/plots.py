@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from utils.data import CLASSES, MEAN, STD
+from utils.data import CLASSES, as_trained
 
 
 def save(fig: Figure, folder, name: str, dpi: int = 80) -> Figure:
@@ -81,29 +81,20 @@ def schedule_plot(lrs, steps_per_epoch) -> Figure:
     return fig
 
 
-def to_pixels(x) -> np.ndarray:
-    """A normalised CHW tensor from the pipelines -> HWC floats in 0..1 for imshow."""
-    x = x.detach().float().cpu().numpy().transpose(1, 2, 0)
-    return np.clip(x * np.array(STD) + np.array(MEAN), 0, 1)
-
-
-def augmentation_grid(dataset, n=4, epochs=range(1, 7)) -> Figure:
-    """An image of each of `n` classes as stored, then as the train pipeline draws it in each of
-    `epochs` (reflect-padded crop, flip, 8x8 cutout). The dataset's epoch is put back afterwards."""
+def augmentation_grid(loader, n=4, epochs=range(1, 7)) -> Figure:
+    """An image of each of `n` classes as stored, then as the training `loader` draws it in each of
+    `epochs` (reflect-padded crop, flip, 8x8 cutout): the very images training sees."""
+    dataset = loader.dataset
     indices = by_class(dataset.labels)[:n]
-    epochs, kept = list(epochs), dataset.epoch
+    epochs = list(epochs)
     fig = Figure(figsize=(1.25 * (len(epochs) + 1), 1.3 * len(indices)), layout="constrained")
     axes = fig.subplots(len(indices), len(epochs) + 1, squeeze=False)
-    try:
-        for row, i in zip(axes, indices):
-            row[0].imshow(dataset.images[i], interpolation="nearest")
-            row[0].set_title(f"original: {CLASSES[int(dataset.labels[i])]}", fontsize=8)
-            for ax, epoch in zip(row[1:], epochs):
-                dataset.set_epoch(epoch)
-                ax.imshow(to_pixels(dataset[i][0]), interpolation="nearest")
-                ax.set_title(f"epoch {epoch}", fontsize=8)
-    finally:
-        dataset.set_epoch(kept)
+    for row, i in zip(axes, indices):
+        row[0].imshow(dataset.original(i), interpolation="nearest")
+        row[0].set_title(f"original: {CLASSES[int(dataset.labels[i])]}", fontsize=8)
+        for ax, epoch in zip(row[1:], epochs):
+            ax.imshow(as_trained(loader, epoch, i), interpolation="nearest")
+            ax.set_title(f"epoch {epoch}", fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle("train pipeline: pad 4 (reflect) + random crop 32, flip, 8x8 cutout", fontsize=10)

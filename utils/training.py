@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from utils.checkpoint import Checkpoint, CheckpointError  # noqa: F401  (CheckpointError: part of this API)
+from utils.data import normalise, to_device
 
 
 def seed_everything(seed: int) -> None:
@@ -52,7 +53,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision, prog
     loss_sum, correct, seen, lrs = torch.zeros((), device=device), torch.zeros((), device=device), 0, []
     first_bad = torch.full((), -1, device=device)
     for step, (x, y) in enumerate(tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress)):
-        x, y = precision.to_device(x, y, device)
+        x, y = to_device(x, y, device, precision.memory_format)
         lrs.append(optimizer.param_groups[0]["lr"])
         logits, loss = train_step(model, x, y, optimizer, device, precision, criterion)
         scheduler.step()
@@ -84,7 +85,7 @@ def predict(model, loader, device, precision, progress=False):
     model.eval()
     outputs, labels = [], []
     for x, y in tqdm(loader, desc="test", leave=False, disable=not progress):
-        x, _ = precision.to_device(x, y, device)
+        x = normalise(x, device, precision.memory_format)
         with precision.autocast(device):
             outputs.append(model(x).float())
         labels.append(y)
@@ -143,7 +144,7 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
 
 
 def set_epoch(loader, epoch: int) -> None:
-    """Tell the loader's sampler and dataset which epoch comes next (each that has `set_epoch`)."""
+    """Tell the loader's sampler (and its dataset, if it has `set_epoch`) which epoch comes next."""
     for part in (getattr(loader, "sampler", None), getattr(loader, "dataset", None)):
         if hasattr(part, "set_epoch"):
             part.set_epoch(epoch)
