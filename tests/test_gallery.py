@@ -122,10 +122,28 @@ def axes_with_images(fig):
 def test_grad_cam_grid_has_three_panels_per_image_and_names_the_layer(trained_a_little):
     model, images, labels = trained_a_little
     cams = np.random.default_rng(0).random((len(images), 32, 32)).astype(np.float32)
-    fig = plots.grad_cam_grid(images, labels, (labels + 1) % 10, cams, cams, layer="res1 (16x16)",
+    predicted = (labels + 1) % 10
+    fig = plots.grad_cam_grid(images, labels, predicted, gallery.ClassMaps(cams, cams), layer="res1 (16x16)",
                               method="LayerCAM", per_row=4)
     assert len(axes_with_images(fig)) == 3 * len(images)
     assert fig._suptitle.get_text().startswith("LayerCAM at res1 (16x16)")
+    titles = [ax.get_title() for ax in axes_with_images(fig)][:3]
+    assert titles == [f"true {CLASSES[labels[0]]}", f"for pred. {CLASSES[predicted[0]]}", f"for true {CLASSES[labels[0]]}"]
+
+
+def test_map_summary_counts_blank_maps_and_the_mean():
+    maps = np.zeros((4, 32, 32), np.float32)
+    maps[0] = 1.0
+    maps[1, :16] = 0.5
+    assert gallery.map_summary(maps) == "2 of 4 maps blank, mean value 0.31"
+
+
+def test_class_maps_are_for_the_predicted_and_the_true_class(trained_a_little):
+    model, images, labels = trained_a_little
+    predicted = (labels + 1) % 10
+    maps = gallery.class_maps(model, model.res3, images, predicted, labels)
+    assert np.array_equal(maps.predicted, gallery.grad_cam(model, model.res3, images, predicted))
+    assert np.array_equal(maps.true, gallery.grad_cam(model, model.res3, images, labels))
 
 
 def test_galleries_and_matrices_draw_one_panel_per_item():

@@ -188,3 +188,33 @@ def test_the_run_record_names_the_device_and_versions_the_set_up_line_prints(tmp
         assert f"{library} {version}" in line
     assert set(record["versions"]) == {"python", "torch", "torchvision", "albumentations"}
     assert (record["device"], record["precision"], record["workers"]) == ("cpu", precision.name, 0)
+
+
+def test_comments_and_docstrings_do_not_change_the_run_identity_but_code_does(tmp_path):
+    from utils.checkpoint import CODE, ROOT, code_hashes
+
+    for name in CODE:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    before = code_hashes(tmp_path)
+    lr = tmp_path / "utils" / "lr.py"
+    source = lr.read_text()
+    edited = source.replace('"""Apply the rule of this module\'s docstring to a range-test curve."""',
+                            '"""A reworded docstring."""  # and a new comment')
+    assert edited != source
+    lr.write_text(edited.replace("import io\n", "import io  # a comment\n\n"))
+    assert code_hashes(tmp_path) == before
+    lr.write_text(source.replace("best < 0.1 * len(losses)", "best < 0.2 * len(losses)"))
+    assert code_hashes(tmp_path)["utils/lr.py"] != before["utils/lr.py"]
+
+
+def test_outputs_show_paths_relative_to_the_work_folder_or_home(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from utils.checkpoint import shown
+
+    monkeypatch.chdir(tmp_path)
+    assert shown(tmp_path / "checkpoints" / "s10.pt") == "checkpoints/s10.pt"
+    elsewhere = Path.home() / "s10-runs" / "x.pt"
+    if not str(tmp_path).startswith(str(Path.home())):
+        assert shown(elsewhere) == "~/s10-runs/x.pt"

@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from utils.checkpoint import shown
+
 from tests.fakedata import loaders, tiny_net
 from utils.lr import one_cycle, planned_lrs
 from utils.device import Precision
@@ -78,6 +80,7 @@ def test_a_finished_run_executed_again_trains_nothing_and_says_how_often_it_was_
     lines = []
     again = fit(*setup(epochs=2, init_seed=1), 2, CPU, FP32, checkpoint=ckpt, progress=False, log=lines.append)
     assert again == done
-    assert lines[0] == f"run in {ckpt} complete (2 epochs, never resumed); nothing left to train; " \
-                       "* = trained by an earlier execution"
+    assert lines[0] == (f"run in {shown(ckpt)} complete (2 epochs, never resumed); nothing left to train; "
+                        "* = epochs trained by an earlier execution (before an interruption), shown from the "
+                        "run's checkpoint")
     assert len(lines) == 3 and all(line.endswith("  *") for line in lines[1:])

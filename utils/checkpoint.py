@@ -7,6 +7,7 @@ finished epoch, the training state. Continuing with a different identity stops w
 names what differs. Beside it, the run record (JSON: one row per epoch, the range test, the
 machine) grows after every epoch, and the final weights are written next to the record as `.pt`.
 """
+import ast
 import dataclasses
 import hashlib
 import json
@@ -34,9 +35,35 @@ class CheckpointError(RuntimeError):
     """A checkpoint cannot be used; the message says what to do."""
 
 
+def shown(path) -> str:
+    """`path` as the notebook prints it: relative to the working directory when inside it, else with
+    the home folder as ~, so that outputs name no user's folders."""
+    path = Path(path).expanduser()
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        pass
+    try:
+        return str(Path("~") / path.resolve().relative_to(Path.home().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def code_hashes(root=ROOT) -> dict:
-    """{file: sha256 prefix} of the code in CODE."""
-    return {name: hashlib.sha256((Path(root) / name).read_bytes()).hexdigest()[:16] for name in CODE}
+    """{file: sha256 prefix} of what the code in CODE does: its syntax tree without docstrings (comments
+    and layout never reach the tree), so editing a comment or a docstring orphans no run."""
+    return {name: hashlib.sha256(_behaviour((Path(root) / name).read_text()).encode()).hexdigest()[:16]
+            for name in CODE}
+
+
+def _behaviour(source: str) -> str:
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
 
 
 def run_identity(cfg, data_digest: str, device: torch.device, precision_name: str) -> dict:
@@ -157,13 +184,13 @@ class Checkpoint:
 
         if "lr_test" in self.state:
             found = LRTest(**self.state["lr_test"])
-            log(f"LR range test stored with this run in {self.path} (not swept again): {found}")
+            log(f"LR range test stored with this run in {shown(self.path)} (not swept again): {found}")
             return found
         found = sweep()
         self.save(lr_test=dataclasses.asdict(found))
         if self.record:
             self.record.write([], 0, self.state["lr_test"])
-        log(f"LR range test (stored with this run in {self.path}): {found}")
+        log(f"LR range test (stored with this run in {shown(self.path)}): {found}")
         return found
 
     def restore(self, model, optimizer, scheduler, scaler) -> list:
@@ -219,7 +246,7 @@ class TrainedRun:
         from utils.lr import LRTest
 
         found = LRTest(**self.info["lr_test"])
-        log(f"LR range test from the run record of {self.path} (not swept): {found}")
+        log(f"LR range test from the run record of {shown(self.path)} (not swept): {found}")
         return found
 
     def restore(self, model, optimizer=None, scheduler=None, scaler=None) -> list:

@@ -54,6 +54,24 @@ def most_confident_mistakes(pred: Predictions, n: int = 20) -> np.ndarray:
     return wrong[np.argsort(-pred.confidence[wrong], kind="stable")][:n]
 
 
+@dataclass
+class ClassMaps:
+    predicted: np.ndarray  # (N, 32, 32) map of each image for its predicted class, 0..1
+    true: np.ndarray       # (N, 32, 32) map of each image for its true class, 0..1
+
+
+def class_maps(model, layer, images: np.ndarray, predicted, labels, method=GradCAM) -> ClassMaps:
+    """`method`'s maps of `layer` for each image's predicted class and for its true class."""
+    return ClassMaps(grad_cam(model, layer, images, predicted, method), grad_cam(model, layer, images, labels, method))
+
+
+def map_summary(maps: np.ndarray) -> str:
+    """How much a set of maps shows: how many are blank (zero everywhere: no position had positive
+    evidence) and their mean value, e.g. "2 of 20 maps blank, mean value 0.04"."""
+    blank = int((maps.reshape(len(maps), -1).max(1) <= 0).sum())
+    return f"{blank} of {len(maps)} maps blank, mean value {maps.mean():.2f}"
+
+
 def grad_cam(model, layer, images: np.ndarray, classes, method=GradCAM) -> np.ndarray:
     """A class activation map of `layer` for class classes[i] of image i: (N, 32, 32) floats in 0..1.
 

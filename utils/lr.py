@@ -21,6 +21,7 @@ the peak lets the last epochs settle.
 """
 import contextlib
 import io
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -60,9 +61,11 @@ class LRTest:
     lr_max: float      # LRMAX, the one-cycle peak
     lr_min: float      # LRMIN, where the cycle starts and ends
     diverged: bool = False  # the sweep stopped early because the loss blew up
+    seconds: float = None   # how long the sweep took (None in records written before it was timed)
 
     def __str__(self):
-        return f"loss minimum at LR {self.lr_at_min:.2e}: LRMAX {self.lr_max:.2e}, LRMIN {self.lr_min:.2e}"
+        took = f" (swept in {self.seconds / 60:.1f} min)" if self.seconds else ""
+        return f"loss minimum at LR {self.lr_at_min:.2e}: LRMAX {self.lr_max:.2e}, LRMIN {self.lr_min:.2e}{took}"
 
 
 def pick_lrs(lrs, losses, max_divisor: float = 1.0, min_divisor: float = 100.0) -> LRTest:
@@ -97,6 +100,7 @@ def lr_range_test(model, optimizer, loader, device, start_lr, end_lr, iters,
     finder = LRFinder(model, optimizer, criterion, device=device, **amp)
     batches = OnDevice(loader, device, precision.memory_format if precision else torch.contiguous_format)
     printed = io.StringIO()  # the library prints advice meant for its own plot(); keep it out of the notebook
+    start = time.perf_counter()
     try:
         with contextlib.redirect_stdout(printed):
             finder.range_test(batches, start_lr=start_lr, end_lr=end_lr, num_iter=iters, step_mode="exp")
@@ -104,6 +108,7 @@ def lr_range_test(model, optimizer, loader, device, start_lr, end_lr, iters,
         finder.reset()
     found = pick_lrs(finder.history["lr"], finder.history["loss"], max_divisor, min_divisor)
     found.diverged = "diverged" in printed.getvalue()
+    found.seconds = round(time.perf_counter() - start, 1)
     return found
 
 

@@ -68,16 +68,22 @@ def lr_range_plot(found) -> Figure:
 
 
 def schedule_plot(lrs, steps_per_epoch) -> Figure:
-    """The planned LR of every step, with epochs on the x axis."""
+    """The planned LR of every step, with epochs on the x axis, LRMAX and LRMIN marked."""
     fig = Figure(figsize=(7, 3), layout="constrained")
     ax = fig.subplots()
-    ax.plot(np.arange(1, len(lrs) + 1) / steps_per_epoch, lrs)
+    epochs = np.arange(1, len(lrs) + 1) / steps_per_epoch
+    ax.plot(epochs, lrs)
     peak = int(np.argmax(lrs))
-    ax.annotate(f"LRMAX {lrs[peak]:.2e} (epoch {(peak + 1) / steps_per_epoch:g})", ((peak + 1) / steps_per_epoch, lrs[peak]),
-                xytext=(10, -12), textcoords="offset points")
+    ax.plot(epochs[peak], lrs[peak], "o", color="tab:red")
+    ax.annotate(f"LRMAX {lrs[peak]:.2e} (end of epoch {epochs[peak]:g})", (epochs[peak], lrs[peak]),
+                xytext=(12, -4), textcoords="offset points", va="top")
+    ax.axhline(lrs[-1], color="grey", linestyle=":")
+    ax.annotate(f"LRMIN {lrs[-1]:.2e} (first and last step)", (epochs[-1], lrs[-1]), xytext=(-4, 6),
+                textcoords="offset points", ha="right", va="bottom")
+    ax.set_ylim(0, 1.15 * max(lrs))
     ax.set_xlabel("epoch")
     ax.set_ylabel("learning rate")
-    ax.set_title(f"one-cycle: {lrs[0]:.2e} -> {max(lrs):.2e} -> {lrs[-1]:.2e}")
+    ax.set_title(f"one-cycle: {lrs[0]:.2e} -> {max(lrs):.2e} -> {lrs[-1]:.2e}, linear, one step per batch")
     return fig
 
 
@@ -120,7 +126,7 @@ def curves(history, eval_name="test") -> Figure:
     return fig
 
 
-def confusion_matrix(matrix) -> Figure:
+def confusion_matrix(matrix, eval_name="test") -> Figure:
     """Counts, true class in rows, predicted class in columns."""
     matrix = np.asarray(matrix)
     fig = Figure(figsize=(6.5, 5.5), layout="constrained")
@@ -128,11 +134,11 @@ def confusion_matrix(matrix) -> Figure:
     image = ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
     ax.set_yticks(range(len(CLASSES)), CLASSES)
-    ax.set(xlabel="predicted class", ylabel="true class", title="confusion matrix (test set)")
+    ax.set(xlabel="predicted class", ylabel="true class", title=f"confusion matrix ({eval_name} set)")
     for (r, c), count in np.ndenumerate(matrix):
         ax.text(c, r, f"{count}", ha="center", va="center", fontsize=7,
                 color="white" if count > matrix.max() / 2 else "black")
-    fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="images")
     return fig
 
 
@@ -163,9 +169,10 @@ def misclassified_grid(images, labels, predicted, confidence, ncols=5, title=Non
     return fig
 
 
-def grad_cam_grid(images, labels, predicted, cam_pred, cam_true, layer: str, method="Grad-CAM", per_row=4) -> Figure:
-    """Per image three panels: the image, the CAM of the predicted class and the CAM of the true
-    class, overlaid (pytorch-grad-cam's show_cam_on_image); `method` and `layer` named in the title."""
+def grad_cam_grid(images, labels, predicted, maps, layer: str, method="Grad-CAM", per_row=4) -> Figure:
+    """Per image three panels: the image, the map of the predicted class and the map of the true class
+    (`maps`, a gallery.ClassMaps), overlaid by pytorch-grad-cam's show_cam_on_image; `method` and
+    `layer` named in the title. Each map is scaled to its own maximum (red), as pytorch-grad-cam does."""
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
     n = len(images)
@@ -178,12 +185,13 @@ def grad_cam_grid(images, labels, predicted, cam_pred, cam_true, layer: str, met
         row, col = divmod(i, per_row)
         rgb = np.asarray(images[i], np.float32) / 255
         panels = [(rgb, f"true {CLASSES[labels[i]]}"),
-                  (show_cam_on_image(rgb, cam_pred[i], use_rgb=True), f"CAM {CLASSES[predicted[i]]}"),
-                  (show_cam_on_image(rgb, cam_true[i], use_rgb=True), f"CAM {CLASSES[labels[i]]}")]
+                  (show_cam_on_image(rgb, maps.predicted[i], use_rgb=True), f"for pred. {CLASSES[predicted[i]]}"),
+                  (show_cam_on_image(rgb, maps.true[i], use_rgb=True), f"for true {CLASSES[labels[i]]}")]
         for ax, (picture, caption) in zip(axes[row, 3 * col:3 * col + 3], panels):
             ax.imshow(picture, interpolation="nearest")
             ax.set_title(caption, fontsize=7)
-    fig.suptitle(f"{method} at {layer}: image | CAM of the predicted class | CAM of the true class", fontsize=10)
+    fig.suptitle(f"{method} at {layer}: image | map for the predicted class | map for the true class "
+                 "(each map scaled to its own maximum)", fontsize=10)
     return fig
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from utils.checkpoint import (KNOWN_DATA, RESULT_SETTINGS, ROOT, Checkpoint, CheckpointError, RunRecord, TrainedRun,
                               write_atomic, differences, record_identity, run_identity, saved_precision,
-                              saved_setting)
+                              saved_setting, shown)
 from utils.device import environment, pick_precision
 
 
@@ -34,7 +34,8 @@ def open_run(cfg, data, device, precision, workers, log=print):
     else:
         identity = run_identity(cfg, data.digest, device, precision.name)
         name = KNOWN_DATA.get(data.digest)
-        info = {"data_source": f"{name}, {data.source}" if name else data.source, "data_sha1": data.digest,
+        source = data.source.replace(str(cfg.data_root), shown(cfg.data_root)) if cfg.data_root else data.source
+        info = {"data_source": f"{name}, {source}" if name else source, "data_sha1": data.digest,
                 "evaluated_on": data.eval_name,
                 "device": device.type, **environment(device), "precision": precision.name, "workers": workers,
                 "code_commit": git_commit(), "settings": dataclasses.asdict(cfg), "identity": identity}
@@ -67,7 +68,7 @@ def record_path(cfg, identity, log=print):
     path = Path("runs") / f"s10-seed{cfg.seed}.json"
     changed = owner_differences(path, identity)
     if changed:
-        log(f"run record: {path} belongs to another run ({'; '.join(changed)}); this run's goes to {beside} "
+        log(f"run record: {path} belongs to another run ({'; '.join(changed)}); this run's goes to {shown(beside)} "
             "(S10_RECORD chooses)")
         return beside
     return path

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from utils.checkpoint import Checkpoint, CheckpointError  # noqa: F401  (CheckpointError: part of this API)
+from utils.checkpoint import Checkpoint, CheckpointError, shown  # noqa: F401  (CheckpointError: part of this API)
 from utils.data import normalise, to_device
 
 
@@ -124,7 +124,8 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
         resumed = {0: "never resumed", 1: "resumed once"}.get(resumes, f"resumed {resumes} times")
         state = (f"continued after epoch {len(history)} (resume {resumes})" if len(history) < epochs
                  else f"complete ({len(history)} epochs, {resumed}); nothing left to train")
-        log(f"run in {checkpoint.path} {state}; * = trained by an earlier execution")
+        log(f"run in {shown(checkpoint.path)} {state}; * = epochs trained by an earlier execution "
+            "(before an interruption), shown from the run's checkpoint")
         for row in history:
             log(format_epoch(row, epochs, eval_name) + "  *")
     for epoch in range(len(history) + 1, epochs + 1):
