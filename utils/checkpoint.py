@@ -35,6 +35,13 @@ class CheckpointError(RuntimeError):
     """A checkpoint cannot be used; the message says what to do."""
 
 
+def first_line(exc: Exception) -> str:
+    """An exception as one short line, e.g. "UnpicklingError: invalid load key" (messages of several
+    lines, such as torch.load's advice, would break the one-line errors of this package)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:160] if lines else ''}".rstrip(": ")
+
+
 def shown(path) -> str:
     """`path` as the notebook prints it: relative to the working directory when inside it, else with
     the home folder as ~, so that outputs name no user's folders."""
@@ -151,7 +158,7 @@ class Checkpoint:
             if not isinstance(state, dict):
                 raise ValueError("not a dictionary")
         except Exception as exc:
-            raise CheckpointError(f"checkpoint {self.path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
+            raise CheckpointError(f"checkpoint {shown(self.path)} is corrupt or truncated ({first_line(exc)}); "
                                   "delete it to start over") from None
         if self.identity is not None and "identity" not in state:
             raise CheckpointError(f"checkpoint {self.path} does not say which run it belongs to (an older format); "
@@ -234,7 +241,7 @@ class TrainedRun:
             self.info = json.loads(record.read_text())
             self.history, self.resumes = self.info["history"], self.info["resumes"]
         except (ValueError, KeyError) as exc:
-            raise CheckpointError(f"the run record {record} is unreadable ({type(exc).__name__}: {exc}); "
+            raise CheckpointError(f"the run record {record} is unreadable ({first_line(exc)}); "
                                   "restore the .json saved beside the weights") from None
         done = len(self.history)
         if epochs is not None and epochs != done:

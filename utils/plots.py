@@ -223,6 +223,11 @@ def results_table(history, info: dict, found, resumes: int, eval_name="test") ->
         ("LRMIN / LRMAX", f"{found.lr_min:.2e} / {found.lr_max:.2e} (loss minimum at {found.lr_at_min:.2e})"),
         ("resumed", "never" if resumes == 0 else "once" if resumes == 1 else f"{resumes} times"),
     ]
+    committed = info.get("committed_record")
+    if committed and len(history) == committed["epochs_done"]:
+        change = 100 * (last["test_acc"] - committed["final_test_acc"])
+        rows.append(("committed run of this seed", f"{100 * committed['final_test_acc']:.2f}% "
+                     f"({committed['path']}, code {committed['code_commit']}): this run {change:+.2f} points"))
     width = max(31, max(len(name) for name, _ in rows) + 2)
     return "\n".join(f"{name:<{width}}{value}" for name, value in rows)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from utils.checkpoint import (KNOWN_DATA, RESULT_SETTINGS, ROOT, Checkpoint, CheckpointError, RunRecord, TrainedRun,
                               write_atomic, differences, record_identity, run_identity, saved_precision,
                               saved_setting, shown)
+from utils.config import Settings, SettingsError
 from utils.device import environment, pick_precision
 
 
@@ -40,6 +41,9 @@ def open_run(cfg, data, device, precision, workers, log=print):
                 "device": device.type, **environment(device), "precision": precision.name, "workers": workers,
                 "code_commit": git_commit(), "settings": dataclasses.asdict(cfg), "identity": identity}
         path = record_path(cfg, identity, log)
+        committed = committed_record(cfg, path)
+        if committed:
+            info["committed_record"] = committed
         run = Checkpoint(cfg.checkpoint, identity, cfg.resume, RunRecord(path, info) if path else None)
     run.figures = claim_figures(cfg.figures, run.identity, log)
     return run
@@ -74,11 +78,27 @@ def record_path(cfg, identity, log=print):
     return path
 
 
-def is_spec(settings: dict) -> bool:
-    """Whether `settings` (name -> value) are the spec's: every setting that changes the result at its
-    default, but the seed."""
-    from utils.config import Settings
+def committed_record(cfg, path):
+    """When this run re-runs a seed whose record in runs/ belongs to another run (older code, another
+    machine), that record's final result, to compare with ({path, final_test_acc, epochs_done,
+    code_commit}); None otherwise."""
+    committed = Path("runs") / f"s10-seed{cfg.seed}.json"
+    if path is None or Path(path) == committed or not committed.is_file():
+        return None
+    if not is_spec({name: getattr(cfg, name) for name in RESULT_SETTINGS}):
+        return None
+    try:
+        record = json.loads(committed.read_text())
+        rows = record["history"]
+        return {"path": str(committed), "final_test_acc": rows[-1]["test_acc"], "epochs_done": len(rows),
+                "code_commit": record.get("code_commit")}
+    except (ValueError, KeyError, IndexError):
+        return None
 
+
+def is_spec(settings: dict) -> bool:
+    """Whether `settings` (name -> value) are the recipe's: every setting that changes the result at
+    its default, but the seed."""
     return all(saved_setting(settings, name) == getattr(Settings, name) for name in RESULT_SETTINGS if name != "seed")
 
 
@@ -143,3 +163,59 @@ def git_commit(root=ROOT) -> str:
                               timeout=10).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def check(log=print) -> None:
+    """What the notebook does before it trains, without training: read the settings, the data and the
+    run on disk, and say which run this is. Any refusal is one exception with a one-line message."""
+    from utils.data import load_data, resolve_workers
+    from utils.device import pick_device
+
+    cfg = Settings.from_env()
+    device = pick_device(cfg.device)
+    precision = run_precision(cfg, device)
+    data = load_data(cfg)
+    run = open_run(cfg, data, device, precision, resolve_workers(cfg, device.type), log=log)
+    state = f"{len(run.history)} of {cfg.epochs} epochs done" if run.history else "not started"
+    record = getattr(getattr(run, "record", None), "path", None)
+    log(f"ready: seed {cfg.seed}, {precision.name} on {device.type}, checkpoint {shown(cfg.checkpoint)} ({state}), "
+        f"record {shown(record) if record else 'none'}")
+
+
+def result_lines(notebook) -> list:
+    """The lines an executed S10.ipynb printed in its Result cell (accuracy first, then the table)."""
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    for cell in cells:
+        text = "".join("".join(out.get("text", "")) for out in cell.get("outputs", []))
+        if cell["cell_type"] == "code" and "accuracy, final epoch" in text:
+            return [line for line in text.splitlines() if line.strip()]
+    return []
+
+
+def main(argv=None) -> int:
+    """python -m utils.runs check | result NOTEBOOK: see `check` and `result_lines`."""
+    import sys
+
+    from utils.data import DataError
+    from utils.device import DeviceError
+
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        if argv[:1] == ["check"]:
+            check()
+        elif argv[:1] == ["result"] and len(argv) == 2:
+            lines = result_lines(argv[1])
+            if not lines:
+                raise CheckpointError(f"{argv[1]} has no Result cell output; execute the notebook to the end first")
+            print("\n".join(lines))
+        else:
+            print("usage: python -m utils.runs check | result NOTEBOOK", file=sys.stderr)
+            return 2
+    except (CheckpointError, DataError, DeviceError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
