@@ -227,3 +227,19 @@ def test_a_resumed_run_keeps_the_precision_of_its_checkpoint(tmp_path, monkeypat
         assert (fresh.name, fresh.reason) == (picked, "faked")
         assert run_precision(Settings(**{**cfg.__dict__, "checkpoint": str(tmp_path / "new.pt")}), CPU).name == picked
     assert run_precision(Settings(**{**cfg.__dict__, "amp": False}), CPU).name == "fp32 channels_last"
+
+
+def test_a_rerun_of_a_committed_seed_compares_its_result_with_the_committed_record(tmp_path, monkeypatch):
+    committed_copy(tmp_path, monkeypatch)
+    cfg = Settings(seed=2, checkpoint=str(tmp_path / "s10-seed2.pt"), figures=str(tmp_path / "figures"))
+    lines = []
+    run = open_run(cfg, data(), CPU, Precision(torch.bfloat16, True), workers=1, log=lines.append)
+    assert any("runs/s10-seed2.json belongs to another run" in line for line in lines)
+    assert run.record.path == tmp_path / "s10-seed2-record.json"
+    committed = run.info["committed_record"]
+    record = json.loads((tmp_path / "runs" / "s10-seed2.json").read_text())
+    assert committed["final_test_acc"] == record["history"][-1]["test_acc"] and committed["epochs_done"] == 24
+    history = [{**row, "test_acc": row["test_acc"] + 0.001} for row in record["history"]]
+    table = plots.results_table(history, run.info, FOUND, 0)
+    assert re.search(r"committed run of this seed +90\.42% \(runs/s10-seed2\.json, code a181221\): this run "
+                     r"\+0\.10 points", table)

@@ -80,3 +80,30 @@ def test_the_notebook_across_seeds_output_quotes_the_records():
     summary = [line for line in expected if line.startswith("final-epoch test accuracy over")]
     shown = [line for line in output.splitlines() if line.startswith("final-epoch test accuracy over")]
     assert shown == summary
+
+
+def benchmark(name) -> dict:
+    result = json.loads((ROOT / "benchmarks" / "results" / name).read_text())
+    rows = {}
+    for row in result["rows"]:  # the first row of each config (the model-only step comes first)
+        rows.setdefault(row["config"], row)
+    return rows, result["info"]
+
+
+def test_the_readme_performance_figures_are_those_of_the_committed_benchmark_results():
+    text = (ROOT / "README.md").read_text()
+    rows, info = benchmark("cpu-intel-6-167-amx.json")
+    fp32, bf16 = rows["fp32 channels_last"]["images_per_s"], rows["bf16 autocast + channels_last"]["images_per_s"]
+    assert f"| Intel Xeon, 6/167, AMX | {fp32} img/s | {bf16} img/s | bf16 |" in text
+    reference = rows["reference loader (the committed runs'), workers=0, 1 thread"]["images_per_s"]
+    ours = rows["workers=0, 1 thread"]["images_per_s"]
+    assert f"{ours:,.0f} img/s against {reference:,.0f}" in text and f"({ours / reference:.1f}x)" in text
+    assert f"delivers {ours:,.0f} images/s, against {reference:,.0f}" in text
+    loop = next(r for c, r in rows.items() if c.startswith("bf16 autocast + channels_last, workers="))
+    assert f"real training loop {loop['images_per_s']}" in text and f"{loop['fraction_of_ceiling']:.2f} of the" in text
+    assert f"{info['predicted_24_epochs_s_real'] / 60:.0f} minutes" in text
+    rows, _ = benchmark("cpu-amd-25-1-avx2.json")
+    assert (f"| {rows['fp32 channels_last']['images_per_s']} img/s | "
+            f"{rows['bf16 autocast + channels_last (emulated bf16)']['images_per_s']} img/s (emulated") in text
+    rows, _ = benchmark("cpu-intel-6-207-avx512bf16.json")
+    assert f"{rows['fp32 channels_last']['images_per_s']} img/s | 52-63 img/s | fp32" in text.replace("71.1-", "")
