@@ -76,11 +76,11 @@ def schedule_plot(lrs, steps_per_epoch) -> Figure:
     peak = int(np.argmax(lrs))
     ax.plot(epochs[peak], lrs[peak], "o", color="tab:red")
     ax.annotate(f"LRMAX {lrs[peak]:.2e} (end of epoch {epochs[peak]:g})", (epochs[peak], lrs[peak]),
-                xytext=(12, -4), textcoords="offset points", va="top")
+                xytext=(8, 4), textcoords="offset points", va="bottom")
     ax.axhline(lrs[-1], color="grey", linestyle=":")
     ax.annotate(f"LRMIN {lrs[-1]:.2e} (first and last step)", (epochs[-1], lrs[-1]), xytext=(-4, 6),
                 textcoords="offset points", ha="right", va="bottom")
-    ax.set_ylim(0, 1.15 * max(lrs))
+    ax.set_ylim(0, 1.2 * max(lrs))
     ax.set_xlabel("epoch")
     ax.set_ylabel("learning rate")
     ax.set_title(f"one-cycle: {lrs[0]:.2e} -> {max(lrs):.2e} -> {lrs[-1]:.2e}, linear, one step per batch")
