@@ -1,0 +1,42 @@
+"""The recipe study's table and its noise rule, on made-up records."""
+import json
+
+import numpy as np
+import pytest
+
+from utils.checkpoint import RESULT_SETTINGS
+from utils.config import Settings
+from utils.study import difference_noise, read_study, study_table
+
+
+def write(folder, name, final, epochs_done=24, **changes):
+    settings = {name_: getattr(Settings, name_) for name_ in RESULT_SETTINGS}
+    settings.update(validation=5000, **changes)
+    rows = [{"epoch": e, "test_acc": final if e == epochs_done else 0.5} for e in range(1, epochs_done + 1)]
+    record = {"identity": {"settings": settings}, "settings": {**settings}, "epochs": 24, "history": rows,
+              "lr_test": {"lr_max": 8.5e-3, "lr_min": 8.5e-5}, "evaluated_on": "validation"}
+    (folder / f"{name}.json").write_text(json.dumps(record))
+
+
+def test_the_noise_of_a_difference_grows_for_fewer_images_and_for_two_runs():
+    seeds = [0.9019, 0.9042, 0.9053]
+    s = np.std(seeds, ddof=1)
+    assert difference_noise(seeds, 10_000, 10_000) == pytest.approx(np.sqrt(2) * s)
+    assert difference_noise(seeds, 10_000, 5_000) == pytest.approx(2 * s)
+
+
+def test_the_study_table_names_each_change_and_judges_it_against_twice_the_noise(tmp_path):
+    write(tmp_path, "baseline", 0.9000)
+    write(tmp_path, "ls0.2", 0.9100, label_smoothing=0.2)
+    write(tmp_path, "wd5e-4", 0.9030, weight_decay=5e-4)
+    write(tmp_path, "lr2x", 0.8900, lr_max_divisor=0.5)
+    write(tmp_path, "later", 0.7, epochs_done=3, label_smoothing=0.1)
+    records = read_study(tmp_path)
+    assert [r["name"] for r in records][0] == "baseline" and records[0]["changes"] == []
+    table = study_table(records, noise=0.004).splitlines()
+    by_name = {line.split()[0]: line for line in table[1:-1]}
+    assert "+1.00  gain" in by_name["ls0.2"] and "S10_LABEL_SMOOTHING 0.0 -> 0.2" in by_name["ls0.2"]
+    assert "+0.30  noise" in by_name["wd5e-4"] and "S10_WEIGHT_DECAY 0.0001 -> 0.0005" in by_name["wd5e-4"]
+    assert "-1.00  loss" in by_name["lr2x"]
+    assert "3/24 ep" in by_name["later"] and "%" not in by_name["later"]
+    assert table[-1] == "noise of a difference: 0.40 points (1 sd); a change counts beyond 0.80"

@@ -1,0 +1,70 @@
+"""The recipe study: full runs on the validation split (S10_VALIDATION=5000), one record each in
+runs/study/, compared pair by pair with the first (today's recipe), and the noise a difference
+must beat before a change is adopted.
+
+The noise of a difference. Two runs that differ only in their seed end at different accuracies:
+the three committed runs of today's recipe (seeds 1-3, one 10,000-image test set) have a sample
+standard deviation `s` of their final accuracies. A run's accuracy is a mean over images, and what
+the seed moves is which borderline images come out right, so on an evaluation set of n images that
+spread scales as sqrt(10,000 / n); the difference of two independent runs has sqrt(2) times the
+spread of one. A change is adopted when its gain is larger than twice that standard deviation.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from utils.checkpoint import RESULT_SETTINGS, saved_setting
+from utils.config import env_name
+
+
+def read_study(folder="runs/study", first="baseline") -> list:
+    """The study's run records, `first` first, each with its name, what it changes against `first`
+    (["S10_LABEL_SMOOTHING 0.0 -> 0.2"]), its LR bounds and final validation accuracy (None while
+    it is unfinished)."""
+    records = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        info = json.loads(path.read_text())
+        rows = info.get("history", [])
+        records[path.stem] = {"name": path.stem, "settings": info["identity"]["settings"],
+                              "lr_test": info.get("lr_test") or {}, "epochs_done": len(rows),
+                              "epochs": info.get("epochs") or info["settings"]["epochs"],
+                              "final": rows[-1]["test_acc"] if rows and len(rows) == info["settings"]["epochs"]
+                              else None, "evaluated_on": info.get("evaluated_on")}
+    if first not in records:
+        return list(records.values())
+    base = records[first]["settings"]
+    for record in records.values():
+        record["changes"] = [f"{env_name(name)} {saved_setting(base, name)!r} -> {saved_setting(record['settings'], name)!r}"
+                             for name in RESULT_SETTINGS
+                             if saved_setting(base, name) != saved_setting(record["settings"], name)]
+    return [records[first]] + [r for name, r in records.items() if name != first]
+
+
+def difference_noise(seed_accuracies, seed_images: int = 10_000, eval_images: int = 5_000) -> float:
+    """The standard deviation, in accuracy (0..1), of the difference between two runs' accuracies on
+    `eval_images` images, from the final accuracies of runs that differ only in their seed, measured
+    on `seed_images` images (see the module's docstring)."""
+    s = float(np.std(seed_accuracies, ddof=1))
+    return np.sqrt(2) * s * np.sqrt(seed_images / eval_images)
+
+
+def study_table(records, noise: float) -> str:
+    """One line per run: name, what it changes, LRMAX / LRMIN, final validation accuracy and its
+    difference from the first run, and whether that difference is beyond 2 x `noise`."""
+    lines = [f"{'run':<12}  {'LRMAX / LRMIN':<19}  {'validation':>10}  {'change':>7}  verdict  changes"]
+    base = records[0]["final"] if records else None
+    for r in records:
+        lr = r["lr_test"]
+        bounds = f"{lr['lr_max']:.2e} / {lr['lr_min']:.2e}" if lr else "-"
+        if r["final"] is None:
+            lines.append(f"{r['name']:<12}  {bounds:<19}  {r['epochs_done']:>4}/{r['epochs']} ep  {'':>7}  -        "
+                         f"{'; '.join(r.get('changes', [])) or 'the first run'}")
+            continue
+        change = "" if r is records[0] or base is None else f"{100 * (r['final'] - base):+.2f}"
+        verdict = "" if not change else "gain" if r["final"] - base > 2 * noise else \
+            "loss" if base - r["final"] > 2 * noise else "noise"
+        lines.append(f"{r['name']:<12}  {bounds:<19}  {100 * r['final']:>9.2f}%  {change:>7}  {verdict:<7}  "
+                     f"{'; '.join(r.get('changes', [])) or 'the first run'}")
+    lines.append(f"noise of a difference: {100 * noise:.2f} points (1 sd); a change counts beyond {200 * noise:.2f}")
+    return "\n".join(lines)
