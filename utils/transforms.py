@@ -97,18 +97,18 @@ class Normaliser:
     def __init__(self, mean, std):
         self.shift = torch.tensor(mean, dtype=torch.float32) * 255
         self.scale = 1 / (torch.tensor(std, dtype=torch.float32) * 255)
+        self._on = {}  # device -> (shift, scale) there
         ramp = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)  # (1, 256, 3)
         reference = A.Normalize(mean=mean, std=std, max_pixel_value=255.0, p=1.0)(image=ramp)["image"]
         ours = self(torch.from_numpy(ramp)[None])[0]  # (3, 1, 256)
         if not torch.equal(ours, torch.from_numpy(reference).permute(2, 0, 1)):
             raise RuntimeError("this albumentations normalises differently; utils/transforms.py Normaliser needs updating")
-        self._on = {}
 
     def __call__(self, x: torch.Tensor, device="cpu", memory_format=torch.contiguous_format) -> torch.Tensor:
         """x: uint8 (N, H, W, 3) on any device -> float32 (N, 3, H, W) on `device`, in `memory_format`."""
         device = torch.device(device)
-        if device not in getattr(self, "_on", {}):
-            self._on = {**getattr(self, "_on", {}), device: (self.shift.to(device), self.scale.to(device))}
+        if device not in self._on:
+            self._on[device] = (self.shift.to(device), self.scale.to(device))
         shift, scale = self._on[device]
         x = x.to(device, non_blocking=True)
         x = (x.float() - shift) * scale                    # (N, H, W, 3) float32
