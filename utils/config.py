@@ -13,6 +13,13 @@ class SettingsError(ValueError):
     """A setting has a value the run cannot use."""
 
 
+def first_line(exc: Exception) -> str:
+    """An exception as one short line, e.g. "UnpicklingError: invalid load key" (messages of several
+    lines, such as torch.load's advice, would break the one-line errors of this package)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:160] if lines else ''}".rstrip(": ")
+
+
 @dataclass
 class Settings:
     # data

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
+from utils.config import first_line
 from utils.transforms import PAD, SIZE, Normaliser, pad, reseed, train_transforms
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -87,7 +88,7 @@ def load_torchvision(download_dir, splits=("train", "test")):
         offline = isinstance(exc, (URLError, ConnectionError, TimeoutError, socket.gaierror))
         raise DataError(
             f"could not download CIFAR-10 into {download_dir}/: "
-            f"{'no network was reached' if offline else 'the download failed'} ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}); "
+            f"{'no network was reached' if offline else 'the download failed'} ({first_line(exc)}); "
             f"set CIFAR10_ROOT to a local copy as an image folder (train/<class>/*.jpg, test/<class>/*.jpg)") from None
     return tuple(Split(np.asarray(s.data, np.uint8), np.asarray(s.targets, np.int64)) for s in sets)
 
