@@ -210,6 +210,50 @@ def test_the_seed_study_reads_every_record_of_the_spec_and_no_experiment(tmp_pat
     assert [line.get_label() for line in fig.axes[0].lines] == ["seed 1", "seed 2 (10/24)", "seed 3", "target 90%"]
 
 
+def test_two_recipes_are_compared_seed_by_seed(tmp_path, monkeypatch):
+    """The runs of today's recipe against those of the previous one, kept in a folder of their own:
+    the changed settings, each seed under both recipes, the mean +- std and min of each."""
+    from utils.runs import read_records
+
+    (tmp_path / "old").mkdir()
+    for seed, acc in ((1, 0.9019), (2, 0.9042), (3, 0.9053)):
+        record_of(tmp_path / "old" / f"s10-seed{seed}.json", seed, [0.5] * 23 + [acc])
+    monkeypatch.setattr(Settings, "label_smoothing", 0.2)  # the new recipe's default
+    record_of(tmp_path / "s10-seed1.json", 1, [0.5] * 23 + [0.9210], label_smoothing=0.2)
+    record_of(tmp_path / "s10-seed2.json", 2, [0.5] * 23 + [0.9170], label_smoothing=0.2)
+    record_of(tmp_path / "s10-seed3.json", 3, [0.5] * 5, label_smoothing=0.2)  # still training
+    assert read_records(tmp_path / "old") == []  # not today's recipe
+    previous = read_records(tmp_path / "old", spec_only=False)
+    records = read_records(tmp_path)
+    lines = plots.recipes_table(records, previous).splitlines()
+    assert lines[0] == "this recipe against the previous one: S10_LABEL_SMOOTHING 0.0 -> 0.2"
+    assert [line.split() for line in lines[2:]] == [
+        ["1", "90.19%", "92.10%", "+1.91"], ["2", "90.42%", "91.70%", "+1.28"], ["3", "90.53%", "5/24", "ep"],
+        ["mean", "90.38%", "+-", "0.17", "91.90%", "+-", "0.28"], ["min", "90.19%", "91.70%"]]
+    assert plots.recipes_table(records, []) == ""
+    fig = plots.seed_curves(records, previous=previous)
+    lines = fig.axes[0].lines
+    assert [line.get_label() for line in lines][-4:] == ["seed 1, previous recipe", "seed 2, previous recipe",
+                                                         "seed 3, previous recipe", "target 90%"]
+    assert lines[0].get_color() == lines[3].get_color() and lines[0].get_linestyle() == "-"
+    assert lines[3].get_linestyle() == "--"
+
+
+def test_a_record_that_lacks_a_setting_reads_the_value_it_ran_with_whatever_the_default(monkeypatch):
+    """Settings added after runs were recorded: a record without one ran with the value that does what
+    the code did before; a later change of the default does not rewrite the old runs."""
+    from utils.checkpoint import saved_setting, setting_changes
+
+    monkeypatch.setattr(Settings, "label_smoothing", 0.2)
+    monkeypatch.setattr(Settings, "validation", 5000)
+    assert saved_setting({}, "label_smoothing") == 0.0 and saved_setting({}, "validation") == 0
+    assert saved_setting({"label_smoothing": 0.1}, "label_smoothing") == 0.1
+    assert saved_setting({}, "weight_decay") == Settings.weight_decay  # in every record: its default
+    assert setting_changes({"seed": 1}, {"seed": 2, "label_smoothing": 0.2}) == [
+        "S10_SEED 1 -> 2", "S10_LABEL_SMOOTHING 0.0 -> 0.2"]
+    assert setting_changes({"seed": 1}, {"seed": 2}, skip=("seed",)) == []
+
+
 def test_a_resumed_run_keeps_the_precision_of_its_checkpoint(tmp_path, monkeypatch):
     """A run started in bf16 continues in bf16 on a machine that would pick fp32 for a new run (and the
     other way round); with S10_RESUME=0, or no checkpoint, this machine's own pick applies."""

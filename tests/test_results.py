@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from utils import plots
+from utils.checkpoint import BEFORE_ADDED, RESULT_SETTINGS, record_identity
 from utils.runs import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +33,14 @@ def across_seeds_output() -> str:
     cells = json.loads((ROOT / "S10.ipynb").read_text())["cells"]
     (cell,) = [c for c in cells if c["cell_type"] == "code" and "seeds_table" in "".join(c["source"])]
     return "".join("".join(o["text"]) for o in cell["outputs"] if o["output_type"] == "stream")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "runs").rglob("*.json")), ids=lambda p: p.stem)
+def test_every_setting_a_committed_record_lacks_has_its_value_from_before_it_was_added(path):
+    """A record written before a result setting existed is read with `BEFORE_ADDED`'s value for it,
+    not with today's default; so every setting a committed record lacks must be listed there."""
+    settings = record_identity(json.loads(path.read_text()))["settings"]
+    assert set(RESULT_SETTINGS) - set(settings) <= set(BEFORE_ADDED)
 
 
 def test_runs_holds_the_seed_study():

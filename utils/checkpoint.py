@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from utils.config import Settings, env_name, first_line
+
 ROOT = Path(__file__).resolve().parents[1]
 # The code whose change changes the result (figures and docs may change while a run trains).
 # utils/device.py is left out: it changes the result only through the device type and precision it
@@ -25,6 +27,9 @@ CODE = ("models/resnet.py", "utils/data.py", "utils/transforms.py", "utils/lr.py
 RESULT_SETTINGS = ("seed", "train_subset", "test_subset", "validation", "batch_size", "cutout_p",
                    "lr_finder_start", "lr_finder_end", "lr_finder_iters", "lr_max_divisor", "lr_min_divisor",
                    "epochs", "peak_epoch", "weight_decay", "label_smoothing", "cycle_beta1")
+# Result settings added after runs were recorded, with the value that does what the code did before
+# them: the value a record that lacks one was run with (a default may change; this may not).
+BEFORE_ADDED = {"validation": 0, "label_smoothing": 0.0}
 # Data sets recognised by their digest (utils.data.digest of the full train and test splits).
 KNOWN_DATA = {"4d04bc84900edfe6380e58987fc24b001bd984f8": "CIFAR-10 (JPEG copy)",
               "63ed3fd0e829a2e66490f9b3f28f31d61d1cd396": "CIFAR-10 (JPEG copy)"}  # S10_VALIDATION=5000
@@ -33,13 +38,6 @@ START_OVER = "delete it or set S10_CHECKPOINT to a new file to start over"
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be used; the message says what to do."""
-
-
-def first_line(exc: Exception) -> str:
-    """An exception as one short line, e.g. "UnpicklingError: invalid load key" (messages of several
-    lines, such as torch.load's advice, would break the one-line errors of this package)."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:160] if lines else ''}".rstrip(": ")
 
 
 def shown(path) -> str:
@@ -82,13 +80,7 @@ def run_identity(cfg, data_digest: str, device: torch.device, precision_name: st
 def differences(saved: dict, now: dict, parts=("settings", "data", "device", "precision", "code")) -> list:
     """Human-readable differences between two identities in `parts`, e.g. ["S10_SEED 1 -> 2",
     "the code of utils/lr.py"]. An identity without "code" (an older run record) is not compared on it."""
-    from utils.config import env_name
-
-    found = []
-    for name, value in now["settings"].items():
-        before = saved_setting(saved["settings"], name)
-        if "settings" in parts and before != value:
-            found.append(f"{env_name(name)} {before!r} -> {value!r}")
+    found = setting_changes(saved["settings"], now["settings"]) if "settings" in parts else []
     if "data" in parts and saved["data"] != now["data"]:
         found.append(f"the data (sha1 {saved['data'][:10]} -> {now['data'][:10]})")
     for key in ("device", "precision"):
@@ -102,11 +94,20 @@ def differences(saved: dict, now: dict, parts=("settings", "data", "device", "pr
     return found
 
 
-def saved_setting(settings: dict, name: str):
-    """A setting of a stored identity; one it lacks (added to the settings later) had its default."""
-    from utils.config import Settings
+def setting_changes(before: dict, after: dict, skip=()) -> list:
+    """The result settings in which two stored settings (name -> value) differ, e.g.
+    ["S10_LABEL_SMOOTHING 0.0 -> 0.2"], leaving out those named in `skip`."""
+    return [f"{env_name(name)} {saved_setting(before, name)!r} -> {saved_setting(after, name)!r}"
+            for name in RESULT_SETTINGS
+            if name not in skip and saved_setting(before, name) != saved_setting(after, name)]
 
-    return settings.get(name, getattr(Settings, name))
+
+def saved_setting(settings: dict, name: str):
+    """A setting of a stored identity; one it lacks was added to the settings later, so the run had
+    the value that does what the code did before (`BEFORE_ADDED`), whatever today's default is."""
+    if name in settings:
+        return settings[name]
+    return BEFORE_ADDED.get(name, getattr(Settings, name))
 
 
 def record_identity(info: dict) -> dict:

@@ -6,6 +6,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from utils.checkpoint import setting_changes
 from utils.data import CLASSES, as_trained
 
 
@@ -261,14 +262,48 @@ def seeds_table(records, target=0.90) -> str:
     return "\n".join(lines)
 
 
-def seed_curves(records, target=0.90) -> Figure:
-    """Test accuracy per epoch of every seed's run, with the target line."""
+def recipes_table(records, previous) -> str:
+    """The runs of this recipe (`records`) against those of the previous one (`previous`), seed by
+    seed: what changed, each seed's final-epoch test accuracy under both and the difference, then the
+    mean +- sample std and the minimum of each recipe's finished runs. "" if `previous` is empty."""
+    if not previous:
+        return ""
+    finals = [{r["seed"]: r["history"][-1]["test_acc"] for r in runs if r["finished"]} for runs in (previous, records)]
+    started = {r["seed"]: r for r in records}
+    changes = setting_changes(previous[0]["identity"]["settings"], records[0]["identity"]["settings"], skip=("seed",)) \
+        if records else []
+    lines = [f"this recipe against the previous one: {'; '.join(changes) or 'the same settings'}",
+             f"{'seed':>4}  {'previous':>15}  {'this recipe':>15}  {'change':>7}"]
+    for seed in sorted(set(finals[0]) | set(started)):
+        old, new = finals[0].get(seed), finals[1].get(seed)
+        shown_new = f"{100 * new:.2f}%" if new is not None else \
+            f"{len(started[seed]['history'])}/{started[seed]['epochs']} ep" if seed in started else "-"
+        change = f"{100 * (new - old):+.2f}" if None not in (old, new) else ""
+        lines.append(f"{seed:>4}  {f'{100 * old:.2f}%' if old is not None else '-':>15}  {shown_new:>15}  {change:>7}")
+    for name, pick in (("mean", np.mean), ("min", np.min)):
+        cells = [f"{pick(100 * np.asarray(list(f.values()))):.2f}%" if f else "-" for f in finals]
+        if name == "mean":
+            cells = [c + (f" +- {np.std(100 * np.asarray(list(f.values())), ddof=1):.2f}" if len(f) > 1 else "")
+                     for c, f in zip(cells, finals)]
+        lines.append(f"{name:>4}  {cells[0]:>15}  {cells[1]:>15}")
+    return "\n".join(lines)
+
+
+def seed_curves(records, target=0.90, previous=()) -> Figure:
+    """Test accuracy per epoch of every seed's run, with the target line; the runs of a previous
+    recipe (`previous`), if given, dashed in the colour of their seed."""
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.subplots()
+    colours = {seed: f"C{i}" for i, seed in enumerate(sorted({r["seed"] for r in [*records, *previous]}))}
     for r in records:
         rows = r["history"]
         ax.plot([row["epoch"] for row in rows], [100 * row["test_acc"] for row in rows], "-o", markersize=3,
+                color=colours[r["seed"]],
                 label=f"seed {r['seed']}" + ("" if r["finished"] else f" ({len(rows)}/{r['epochs']})"))
+    for r in previous:
+        rows = r["history"]
+        ax.plot([row["epoch"] for row in rows], [100 * row["test_acc"] for row in rows], "--", linewidth=1,
+                color=colours[r["seed"]], label=f"seed {r['seed']}, previous recipe")
     ax.axhline(100 * target, color="grey", linestyle=":", label=f"target {100 * target:.0f}%")
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy per epoch, one line per seed")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

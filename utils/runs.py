@@ -102,9 +102,10 @@ def is_spec(settings: dict) -> bool:
     return all(saved_setting(settings, name) == getattr(Settings, name) for name in RESULT_SETTINGS if name != "seed")
 
 
-def read_records(folder="runs") -> list:
+def read_records(folder="runs", spec_only=True) -> list:
     """The run records (JSON) in `folder` of runs of the spec, by seed: the seed study. Records of
-    experiments are left out; unfinished runs are kept, with `finished` False."""
+    experiments are left out (`spec_only`=False keeps every run: a folder of an earlier recipe's
+    runs); unfinished runs are kept, with `finished` False."""
     records = []
     for path in sorted(Path(folder).glob("*.json")):
         try:
@@ -112,7 +113,7 @@ def read_records(folder="runs") -> list:
             identity = record_identity(info)
         except (ValueError, AttributeError):
             continue
-        if is_spec(identity["settings"]):
+        if not spec_only or is_spec(identity["settings"]):
             epochs = identity["settings"]["epochs"]
             records.append({**info, "path": str(path), "seed": identity["settings"]["seed"], "epochs": epochs,
                             "finished": len(info.get("history", [])) == epochs})

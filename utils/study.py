@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.checkpoint import RESULT_SETTINGS, saved_setting
-from utils.config import env_name
+from utils.checkpoint import setting_changes
 
 
 def read_study(folder="runs/study", first="baseline") -> list:
@@ -35,9 +34,7 @@ def read_study(folder="runs/study", first="baseline") -> list:
         return list(records.values())
     base = records[first]["settings"]
     for record in records.values():
-        record["changes"] = [f"{env_name(name)} {saved_setting(base, name)!r} -> {saved_setting(record['settings'], name)!r}"
-                             for name in RESULT_SETTINGS
-                             if saved_setting(base, name) != saved_setting(record["settings"], name)]
+        record["changes"] = setting_changes(base, record["settings"])
     return [records[first]] + [r for name, r in records.items() if name != first]
 
 
