@@ -11,6 +11,7 @@ import pytest
 from utils import plots
 from utils.checkpoint import BEFORE_ADDED, RESULT_SETTINGS, record_identity
 from utils.runs import read_records
+from utils.study import difference_noise, read_study, study_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = read_records(ROOT / "runs")
@@ -116,3 +117,13 @@ def test_the_readme_performance_figures_are_those_of_the_committed_benchmark_res
             f"{rows['bf16 autocast + channels_last (emulated bf16)']['images_per_s']} img/s (emulated") in text
     rows, _ = benchmark("cpu-intel-6-207-avx512bf16.json")
     assert f"{rows['fp32 channels_last']['images_per_s']} img/s | 52-63 img/s | fp32" in text.replace("71.1-", "")
+
+
+def test_the_readme_study_table_is_that_of_the_study_records():
+    """The README's recipe-study table is `study_table` of the records in runs/study/, with the noise of
+    the seeds of the recipe the study started from."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("### Recipe study"):].split("```\n")[1]
+    noise = difference_noise([r["history"][-1]["test_acc"] for r in RECORDS if r["finished"]])
+    assert block == study_table(read_study(ROOT / "runs" / "study"), noise) + "\n"
+    assert "a change counts beyond 0.69" in block
