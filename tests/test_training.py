@@ -6,7 +6,7 @@ from utils.checkpoint import shown
 from tests.fakedata import loaders, tiny_net
 from utils.lr import one_cycle, planned_lrs
 from utils.device import Precision
-from utils.training import CheckpointError, evaluate, fit
+from utils.training import CheckpointError, evaluate, fit, predict
 
 CPU = torch.device("cpu")
 FP32 = Precision()
@@ -39,6 +39,19 @@ def test_evaluate_changes_no_weights_and_keeps_the_mode():
     assert model.training
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, before[k], rtol=0, atol=0, msg=k)
+
+
+def test_predict_mirror_gives_the_logits_of_the_images_flipped_left_right():
+    from utils.data import CIFARDataset, Split, make_loader
+    from tests.fakedata import make_images
+
+    model, _, _, _, _ = setup()
+    images, labels = make_images(10, seed=3)
+    plain, mirrored = (make_loader(CIFARDataset(Split(x, labels)), 5, False, 0) for x in (images, images[:, :, ::-1]))
+    logits, y = predict(model, mirrored, CPU, FP32)
+    flipped, y2 = predict(model, plain, CPU, FP32, mirror=True)
+    torch.testing.assert_close(flipped, logits)
+    assert torch.equal(y, y2) and not torch.allclose(predict(model, plain, CPU, FP32)[0], logits)
 
 
 def test_resume_continues_the_history_and_the_schedule(tmp_path):

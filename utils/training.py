@@ -79,13 +79,16 @@ def _check_finite(first_bad, epoch, lrs):
 
 
 @torch.no_grad()
-def predict(model, loader, device, precision, progress=False):
-    """(logits, labels) for every image of `loader`, on the CPU, in fp32; the model's mode is kept."""
+def predict(model, loader, device, precision, progress=False, mirror=False):
+    """(logits, labels) for every image of `loader`, on the CPU, in fp32; the model's mode is kept.
+    `mirror`: of the images flipped left-right (for flip test-time augmentation)."""
     was_training = model.training
     model.eval()
     outputs, labels = [], []
     for x, y in tqdm(loader, desc="test", leave=False, disable=not progress):
         x = normalise(x, device, precision.memory_format)
+        if mirror:
+            x = x.flip(3)  # (B, C, H, W): W reversed
         with precision.autocast(device):
             outputs.append(model(x).float())
         labels.append(y)
