@@ -280,12 +280,10 @@ def recipes_table(records, previous) -> str:
             f"{len(started[seed]['history'])}/{started[seed]['epochs']} ep" if seed in started else "-"
         change = f"{100 * (new - old):+.2f}" if None not in (old, new) else ""
         lines.append(f"{seed:>4}  {f'{100 * old:.2f}%' if old is not None else '-':>15}  {shown_new:>15}  {change:>7}")
-    for name, pick in (("mean", np.mean), ("min", np.min)):
-        cells = [f"{pick(100 * np.asarray(list(f.values()))):.2f}%" if f else "-" for f in finals]
-        if name == "mean":
-            cells = [c + (f" +- {np.std(100 * np.asarray(list(f.values())), ddof=1):.2f}" if len(f) > 1 else "")
-                     for c, f in zip(cells, finals)]
-        lines.append(f"{name:>4}  {cells[0]:>15}  {cells[1]:>15}")
+    accs = [100 * np.asarray(list(f.values())) for f in finals]
+    mean = [f"{a.mean():.2f}%" + (f" +- {a.std(ddof=1):.2f}" if len(a) > 1 else "") if len(a) else "-" for a in accs]
+    low = [f"{a.min():.2f}%" if len(a) else "-" for a in accs]
+    lines += [f"mean  {mean[0]:>15}  {mean[1]:>15}", f" min  {low[0]:>15}  {low[1]:>15}"]
     return "\n".join(lines)
 
 
