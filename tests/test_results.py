@@ -127,3 +127,11 @@ def test_the_readme_study_table_is_that_of_the_study_records():
     noise = difference_noise([r["history"][-1]["test_acc"] for r in RECORDS if r["finished"]])
     assert block == study_table(read_study(ROOT / "runs" / "study"), noise) + "\n"
     assert "a change counts beyond 0.69" in block
+
+
+def test_the_readme_reading_of_the_study_quotes_its_table():
+    """Every figure in the prose under the study table is one of the table's."""
+    section = (ROOT / "README.md").read_text().split("### Recipe study")[1].split("\n### ")[0]
+    _, block, reading = section.split("```\n")[:3]
+    figures = re.findall(r"\d+\.\d+", reading)
+    assert figures and [f for f in figures if f not in block] == []

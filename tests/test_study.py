@@ -12,7 +12,8 @@ from utils.study import difference_noise, read_study, study_table
 def write(folder, name, final, epochs_done=24, **changes):
     settings = {name_: getattr(Settings, name_) for name_ in RESULT_SETTINGS}
     settings.update(validation=5000, **changes)
-    rows = [{"epoch": e, "test_acc": final if e == epochs_done else 0.5} for e in range(1, epochs_done + 1)]
+    rows = [{"epoch": e, "test_acc": final if e == epochs_done else 0.5, "train_acc": 0.95 if e == epochs_done else 0.6}
+            for e in range(1, epochs_done + 1)]
     record = {"identity": {"settings": settings}, "settings": {**settings}, "epochs": 24, "history": rows,
               "lr_test": {"lr_max": 8.5e-3, "lr_min": 8.5e-5}, "evaluated_on": "validation"}
     (folder / f"{name}.json").write_text(json.dumps(record))
@@ -35,8 +36,8 @@ def test_the_study_table_names_each_change_and_judges_it_against_twice_the_noise
     assert [r["name"] for r in records][0] == "baseline" and records[0]["changes"] == []
     table = study_table(records, noise=0.004).splitlines()
     by_name = {line.split()[0]: line for line in table[1:-1]}
-    assert "+1.00  gain" in by_name["ls0.2"] and "S10_LABEL_SMOOTHING 0.0 -> 0.2" in by_name["ls0.2"]
+    assert "+1.00  gain      95.0%" in by_name["ls0.2"] and "S10_LABEL_SMOOTHING 0.0 -> 0.2" in by_name["ls0.2"]
     assert "+0.30  noise" in by_name["wd5e-4"] and "S10_WEIGHT_DECAY 0.0001 -> 0.0005" in by_name["wd5e-4"]
     assert "-1.00  loss" in by_name["lr2x"]
-    assert "3/24 ep" in by_name["later"] and "%" not in by_name["later"]
+    assert "3/24 ep" in by_name["later"] and "%" not in by_name["later"]  # neither accuracy while it trains
     assert table[-1] == "noise of a difference: 0.40 points (1 sd); a change counts beyond 0.80"

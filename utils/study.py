@@ -19,17 +19,19 @@ from utils.checkpoint import setting_changes
 
 def read_study(folder="runs/study", first="baseline") -> list:
     """The study's run records, `first` first, each with its name, what it changes against `first`
-    (["S10_LABEL_SMOOTHING 0.0 -> 0.2"]), its LR bounds and final validation accuracy (None while
-    it is unfinished)."""
+    (["S10_LABEL_SMOOTHING 0.0 -> 0.2"]), its LR bounds and final validation and training accuracy
+    (None while it is unfinished; the training accuracy is that of the last epoch's augmented batches)."""
     records = {}
     for path in sorted(Path(folder).glob("*.json")):
         info = json.loads(path.read_text())
         rows = info.get("history", [])
+        finished = bool(rows) and len(rows) == info["settings"]["epochs"]
         records[path.stem] = {"name": path.stem, "settings": info["identity"]["settings"],
                               "lr_test": info.get("lr_test") or {}, "epochs_done": len(rows),
                               "epochs": info.get("epochs") or info["settings"]["epochs"],
-                              "final": rows[-1]["test_acc"] if rows and len(rows) == info["settings"]["epochs"]
-                              else None, "evaluated_on": info.get("evaluated_on")}
+                              "final": rows[-1]["test_acc"] if finished else None,
+                              "train_final": rows[-1]["train_acc"] if finished else None,
+                              "evaluated_on": info.get("evaluated_on")}
     if first not in records:
         return list(records.values())
     base = records[first]["settings"]
@@ -48,20 +50,21 @@ def difference_noise(seed_accuracies, seed_images: int = 10_000, eval_images: in
 
 def study_table(records, noise: float) -> str:
     """One line per run: name, what it changes, LRMAX / LRMIN, final validation accuracy and its
-    difference from the first run, and whether that difference is beyond 2 x `noise`."""
-    lines = [f"{'run':<12}  {'LRMAX / LRMIN':<19}  {'validation':>10}  {'change':>7}  verdict  changes"]
+    difference from the first run, whether that difference is beyond 2 x `noise`, and the final
+    training accuracy (how closely the run fits its augmented training images)."""
+    lines = [f"{'run':<12}  {'LRMAX / LRMIN':<19}  {'validation':>10}  {'change':>7}  verdict  {'train':>6}  changes"]
     base = records[0]["final"] if records else None
     for r in records:
         lr = r["lr_test"]
         bounds = f"{lr['lr_max']:.2e} / {lr['lr_min']:.2e}" if lr else "-"
         if r["final"] is None:
             lines.append(f"{r['name']:<12}  {bounds:<19}  {r['epochs_done']:>4}/{r['epochs']} ep  {'':>7}  -        "
-                         f"{'; '.join(r.get('changes', [])) or 'the first run'}")
+                         f"{'':>6}  {'; '.join(r.get('changes', [])) or 'the first run'}")
             continue
         change = "" if r is records[0] or base is None else f"{100 * (r['final'] - base):+.2f}"
         verdict = "" if not change else "gain" if r["final"] - base > 2 * noise else \
             "loss" if base - r["final"] > 2 * noise else "noise"
         lines.append(f"{r['name']:<12}  {bounds:<19}  {100 * r['final']:>9.2f}%  {change:>7}  {verdict:<7}  "
-                     f"{'; '.join(r.get('changes', [])) or 'the first run'}")
+                     f"{100 * r['train_final']:>5.1f}%  {'; '.join(r.get('changes', [])) or 'the first run'}")
     lines.append(f"noise of a difference: {100 * noise:.2f} points (1 sd); a change counts beyond {200 * noise:.2f}")
     return "\n".join(lines)
