@@ -112,12 +112,34 @@ def test_the_same_run_continues_its_own_record(tmp_path, monkeypatch):
     cfg = Settings(epochs=2, peak_epoch=1, checkpoint="c.pt", record="runs/mine.json", figures="figs")
     short_experiment(Settings(epochs=3, peak_epoch=1, checkpoint="c.pt", record="runs/mine.json",
                               figures="figs"))  # an earlier, other run of this file: refused below
-    with pytest.raises(CheckpointError, match="belongs to another run"):
+    with pytest.raises(CheckpointError, match=r"^run record runs/mine.json belongs to another run \(S10_EPOCHS 3 -> 2"):
+        open_run(Settings(**{**vars(cfg), "checkpoint": "fresh.pt"}), data(), CPU, FP32, 1)
+    with pytest.raises(CheckpointError, match=r"^checkpoint c.pt is from another run \(S10_EPOCHS 3 -> 2"):
         open_run(cfg, data(), CPU, FP32, 1)
     shutil.rmtree("runs"), shutil.rmtree("figs"), Path("c.pt").unlink()
     first, _ = short_experiment(cfg)
     again = open_run(cfg, data(), CPU, Precision(torch.bfloat16, True), 1)  # executed again: the same run
     assert again.record.path == first.record.path and again.figures == "figs"
+
+
+def test_a_rerun_of_a_seed_by_the_same_code_on_the_same_data_keeps_off_its_record(tmp_path, monkeypatch):
+    """A committed seed re-run at the commit that made it (same settings, data, code, device): a fresh
+    checkpoint is another execution, so its record goes beside the checkpoint and the committed one
+    stays byte for byte; the checkpoint that wrote the committed record still continues it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Settings, "epochs", 2)  # a 2-epoch spec, so that the record goes to runs/
+    monkeypatch.setattr(Settings, "peak_epoch", 1)
+    cfg = Settings(epochs=2, peak_epoch=1, checkpoint="first/s10.pt", figures="")
+    first, _ = short_experiment(cfg)
+    assert first.record.path == Path("runs/s10-seed1.json")
+    committed = first.record.path.read_bytes()
+    rerun, lines = short_experiment(Settings(**{**vars(cfg), "checkpoint": "again/s10.pt"}))
+    assert rerun.record.path == Path("again/s10-record.json") and len(rerun.history) == 2
+    assert re.fullmatch(r"run record: runs/s10-seed1.json belongs to another run \(another execution of the same "
+                        r"settings, data and code: run_id [0-9a-f]{8} -> [0-9a-f]{8}\); this run's goes to "
+                        r"again/s10-record.json \(S10_RECORD chooses\)", lines[0]), lines[0]
+    assert Path("runs/s10-seed1.json").read_bytes() == committed
+    assert open_run(cfg, data(), CPU, Precision(torch.bfloat16, True), 1).record.path == Path("runs/s10-seed1.json")
 
 
 def test_figures_of_another_run_are_not_replaced_and_the_notebook_says_so(tmp_path):

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import secrets
 from pathlib import Path
 
 import torch
@@ -138,7 +139,9 @@ class Checkpoint:
 
     `resume=False` ignores what is there (and overwrites it at the first save). `identity=None`
     skips the check (tests of the loop, which have no settings). `record`, a RunRecord, is
-    rewritten with every save, and gets the final weights after the last epoch.
+    rewritten with every save, and gets the final weights after the last epoch. `run_id`, drawn when
+    the checkpoint starts and kept in it, names this execution of the run in its record: a record with
+    another id is another execution's, even of the same settings, data and code.
     """
 
     def __init__(self, path, identity=None, resume=True, record=None):
@@ -152,6 +155,7 @@ class Checkpoint:
                 if changed:
                     raise CheckpointError(f"checkpoint {self.path} is from another run ({'; '.join(changed)}); "
                                           f"{START_OVER}")
+        self.run_id = self.state.setdefault("run_id", secrets.token_hex(4))
 
     def _read(self) -> dict:
         try:

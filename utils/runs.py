@@ -40,27 +40,30 @@ def open_run(cfg, data, device, precision, workers, log=print):
                 "evaluated_on": data.eval_name,
                 "device": device.type, **environment(device), "precision": precision.name, "workers": workers,
                 "code_commit": git_commit(), "settings": dataclasses.asdict(cfg), "identity": identity}
-        path = record_path(cfg, identity, log)
+        run = Checkpoint(cfg.checkpoint, identity, cfg.resume)
+        path = record_path(cfg, identity, run.run_id, log)
         committed = committed_record(cfg, path)
         if committed:
             info["committed_record"] = committed
-        run = Checkpoint(cfg.checkpoint, identity, cfg.resume, RunRecord(path, info) if path else None)
+        run.record = RunRecord(path, {**info, "run_id": run.run_id}) if path else None
     run.figures = claim_figures(cfg.figures, run.identity, log)
     return run
 
 
-def record_path(cfg, identity, log=print):
+def record_path(cfg, identity, run_id, log=print):
     """Where this run's record goes; None for none (S10_RECORD="").
 
     "auto": runs/s10-seed<seed>.json for a run of the spec (every setting that changes the result at
-    its default but the seed), unless that file belongs to another run; else beside the checkpoint,
-    so that experiments never write into runs/. A record named in S10_RECORD that belongs to another
-    run stops the notebook: a run never overwrites another run's record and weights.
+    its default but the seed), unless that file belongs to another run (other settings, data, code,
+    or another execution: its `run_id` is not this checkpoint's); else beside the checkpoint, so that
+    experiments, and re-runs of a committed seed, never write into its record. A record named in
+    S10_RECORD that belongs to another run stops the notebook: a run never overwrites another run's
+    record and weights.
     """
     if not cfg.record:
         return None
     if cfg.record != "auto":
-        changed = owner_differences(Path(cfg.record), identity)
+        changed = owner_differences(Path(cfg.record), identity, run_id)
         if changed:
             raise CheckpointError(f"run record {cfg.record} belongs to another run ({'; '.join(changed)}); "
                                   "set S10_RECORD to another file (or S10_RECORD= for none)")
@@ -70,7 +73,7 @@ def record_path(cfg, identity, log=print):
     if not is_spec({name: getattr(cfg, name) for name in RESULT_SETTINGS}):
         return beside
     path = Path("runs") / f"s10-seed{cfg.seed}.json"
-    changed = owner_differences(path, identity)
+    changed = owner_differences(path, identity, run_id)
     if changed:
         log(f"run record: {path} belongs to another run ({'; '.join(changed)}); this run's goes to {shown(beside)} "
             "(S10_RECORD chooses)")
@@ -120,14 +123,19 @@ def read_records(folder="runs", spec_only=True) -> list:
     return sorted(records, key=lambda record: record["seed"])
 
 
-def owner_differences(record: Path, identity: dict) -> list:
-    """How the run whose record is in `record` differs from `identity`; [] if it is this run or none."""
+def owner_differences(record: Path, identity: dict, run_id: str) -> list:
+    """How the run whose record is in `record` differs from this execution (`identity`, `run_id`);
+    [] if it is this one or there is no record."""
     if not record.is_file():
         return []
     try:
-        return differences(record_identity(json.loads(record.read_text())), identity)
+        info = json.loads(record.read_text())
+        changed = differences(record_identity(info), identity)
     except (ValueError, KeyError, TypeError):
         return ["its record is unreadable"]
+    if not changed and info.get("run_id") != run_id:
+        changed = [f"another execution of the same settings, data and code: run_id {info.get('run_id')} -> {run_id}"]
+    return changed
 
 
 FIGURES_STAMP = "run.json"  # in a figures folder: the identity of the run that drew its figures
