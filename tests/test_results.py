@@ -135,3 +135,37 @@ def test_the_readme_reading_of_the_study_quotes_its_table():
     _, block, reading = section.split("```\n")[:3]
     figures = re.findall(r"\d+\.\d+", reading)
     assert figures and [f for f in figures if f not in block] == []
+
+
+def shown_seed() -> int:
+    """The seed of the run whose outputs the committed notebook shows (its set-up line names it)."""
+    cells = json.loads((ROOT / "S10.ipynb").read_text())["cells"]
+    (cell,) = [c for c in cells if c["cell_type"] == "code" and "describe(" in "".join(c["source"])]
+    text = "".join("".join(o["text"]) for o in cell["outputs"] if o["output_type"] == "stream")
+    return int(re.search(r"\bseed (\d+)$", text.strip()).group(1))
+
+
+def epoch_rows(record) -> list:
+    """The README's every-epoch table rows, from a run record."""
+    return [f"| {e['epoch']} | {e['lr']:.2e} | {e['train_loss']:.3f} | {100 * e['train_acc']:.2f}% | "
+            f"{e['test_loss']:.3f} | {100 * e['test_acc']:.2f}% | {round(e['seconds'])} |"
+            for e in record["history"]]
+
+
+def test_the_readme_every_epoch_table_is_that_of_the_run_the_notebook_shows():
+    seed = shown_seed()
+    (record,) = [r for r in RECORDS if r["settings"]["seed"] == seed]
+    assert f"### Seed {seed}: the run the notebook shows" in readme_results()
+    details = readme_results().split("<details><summary>Every epoch")[1].split("</details>")[0]
+    rows = [line for line in details.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert rows == epoch_rows(record)
+
+
+def test_the_readme_per_class_table_is_the_notebook_s():
+    cells = json.loads((ROOT / "S10.ipynb").read_text())["cells"]
+    (cell,) = [c for c in cells if c["cell_type"] == "code" and "per_class_table" in "".join(c["source"])]
+    shown = "".join("".join(o["text"]) for o in cell["outputs"] if o["output_type"] == "stream")
+    notebook = [re.split(r"\s{2,}", line.strip()) for line in shown.strip().splitlines()[1:]]
+    table = readme_results().split("| class | correct / total | accuracy |")[1].split("\n\n")[0]
+    readme = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    assert len(readme) == 11 and readme == notebook
