@@ -17,12 +17,16 @@ ROOT = Path(__file__).resolve().parents[1]
 RECORDS = read_records(ROOT / "runs")
 
 
+def markdown_rows(table: str) -> list:
+    """The cells of each body row of a markdown table (header and rule line skipped)."""
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+
+
 def readme_seed_rows() -> dict:
     """seed -> the cells of its row in the README's seeds table."""
     text = (ROOT / "README.md").read_text()
     table = text[text.index("| seed | LRMAX / LRMIN"):].split("\n\n")[0]
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
-    return {int(cells[0]): cells for cells in rows}
+    return {int(cells[0]): cells for cells in markdown_rows(table)}
 
 
 def readme_results() -> str:
@@ -30,10 +34,15 @@ def readme_results() -> str:
     return text[text.index("## Results"):]
 
 
-def across_seeds_output() -> str:
+def notebook_output(code: str) -> str:
+    """What the committed notebook's one code cell whose source contains `code` printed."""
     cells = json.loads((ROOT / "S10.ipynb").read_text())["cells"]
-    (cell,) = [c for c in cells if c["cell_type"] == "code" and "seeds_table" in "".join(c["source"])]
+    (cell,) = [c for c in cells if c["cell_type"] == "code" and code in "".join(c["source"])]
     return "".join("".join(o["text"]) for o in cell["outputs"] if o["output_type"] == "stream")
+
+
+def across_seeds_output() -> str:
+    return notebook_output("seeds_table")
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "runs").rglob("*.json")), ids=lambda p: p.stem)
@@ -142,10 +151,7 @@ def test_the_readme_reading_of_the_study_quotes_its_table():
 
 def shown_seed() -> int:
     """The seed of the run whose outputs the committed notebook shows (its set-up line names it)."""
-    cells = json.loads((ROOT / "S10.ipynb").read_text())["cells"]
-    (cell,) = [c for c in cells if c["cell_type"] == "code" and "describe(" in "".join(c["source"])]
-    text = "".join("".join(o["text"]) for o in cell["outputs"] if o["output_type"] == "stream")
-    return int(re.search(r"\bseed (\d+)$", text.strip()).group(1))
+    return int(re.search(r"\bseed (\d+)$", notebook_output("describe(").strip()).group(1))
 
 
 def epoch_rows(record) -> list:
@@ -157,7 +163,7 @@ def epoch_rows(record) -> list:
 
 def test_the_readme_every_epoch_table_is_that_of_the_run_the_notebook_shows():
     seed = shown_seed()
-    (record,) = [r for r in RECORDS if r["settings"]["seed"] == seed]
+    (record,) = [r for r in RECORDS if r["seed"] == seed]
     assert f"### Seed {seed}: the run the notebook shows" in readme_results()
     details = readme_results().split("<details><summary>Every epoch")[1].split("</details>")[0]
     rows = [line for line in details.splitlines() if re.match(r"\| \d+ \|", line)]
@@ -165,10 +171,8 @@ def test_the_readme_every_epoch_table_is_that_of_the_run_the_notebook_shows():
 
 
 def test_the_readme_per_class_table_is_the_notebook_s():
-    cells = json.loads((ROOT / "S10.ipynb").read_text())["cells"]
-    (cell,) = [c for c in cells if c["cell_type"] == "code" and "per_class_table" in "".join(c["source"])]
-    shown = "".join("".join(o["text"]) for o in cell["outputs"] if o["output_type"] == "stream")
+    shown = notebook_output("per_class_table")
     notebook = [re.split(r"\s{2,}", line.strip()) for line in shown.strip().splitlines()[1:]]
     table = readme_results().split("| class | correct / total | accuracy |")[1].split("\n\n")[0]
-    readme = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    readme = markdown_rows(table)
     assert len(readme) == 11 and readme == notebook
