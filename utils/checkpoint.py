@@ -27,10 +27,12 @@ CODE = ("models/resnet.py", "utils/data.py", "utils/transforms.py", "utils/lr.py
 # The settings whose change changes the result (paths, workers and progress bars do not).
 RESULT_SETTINGS = ("seed", "train_subset", "test_subset", "validation", "batch_size", "cutout_p",
                    "lr_finder_start", "lr_finder_end", "lr_finder_iters", "lr_max_divisor", "lr_min_divisor",
-                   "epochs", "peak_epoch", "weight_decay", "label_smoothing", "cycle_beta1")
+                   "lr_min_rule", "lr_max", "epochs", "peak_epoch", "final_lr_divisor", "weight_decay",
+                   "decoupled_weight_decay", "label_smoothing", "cycle_beta1")
 # Result settings added after runs were recorded, with the value that does what the code did before
 # them: the value a record that lacks one was run with (a default may change; this may not).
-BEFORE_ADDED = {"validation": 0, "label_smoothing": 0.0}
+BEFORE_ADDED = {"validation": 0, "label_smoothing": 0.0, "lr_min_rule": "ratio", "lr_max": 0.0,
+                "final_lr_divisor": 1.0, "decoupled_weight_decay": False}
 # Data sets recognised by their digest (utils.data.digest of the full train and test splits).
 KNOWN_DATA = {"4d04bc84900edfe6380e58987fc24b001bd984f8": "CIFAR-10 (JPEG copy)",
               "63ed3fd0e829a2e66490f9b3f28f31d61d1cd396": "CIFAR-10 (JPEG copy)"}  # S10_VALIDATION=5000
@@ -205,7 +207,7 @@ class Checkpoint:
         log(f"LR range test (stored with this run in {shown(self.path)}): {found}")
         return found
 
-    def restore(self, model, optimizer, scheduler, scaler) -> list:
+    def restore(self, model, optimizer, scheduler, scaler, ema=None) -> list:
         """Load the training state after the last finished epoch; return the history ([] if none)."""
         if "model" not in self.state:
             return []
@@ -217,12 +219,15 @@ class Checkpoint:
         optimizer.load_state_dict(self.state["optimizer"])
         scheduler.load_state_dict(self.state["scheduler"])
         scaler.load_state_dict(self.state["scaler"])
+        if ema is not None:
+            ema.load_state_dict(self.state["ema"])
         torch.set_rng_state(self.state["torch_rng"])
         return self.history
 
-    def save_epoch(self, model, optimizer, scheduler, scaler, history, resumes, epochs) -> None:
+    def save_epoch(self, model, optimizer, scheduler, scaler, history, resumes, epochs, ema=None) -> None:
         self.save(model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                  scaler=scaler.state_dict(), torch_rng=torch.get_rng_state(), history=history, resumes=resumes)
+                  scaler=scaler.state_dict(), torch_rng=torch.get_rng_state(), history=history, resumes=resumes,
+                  ema=ema.state_dict() if ema is not None else None)
         if self.record:
             self.record.write(history, resumes, self.state.get("lr_test"), epochs)
             if len(history) == epochs:
@@ -261,7 +266,7 @@ class TrainedRun:
         log(f"LR range test from the run record of {shown(self.path)} (not swept): {found}")
         return found
 
-    def restore(self, model, optimizer=None, scheduler=None, scaler=None) -> list:
+    def restore(self, model, optimizer=None, scheduler=None, scaler=None, ema=None) -> list:
         """Load the final weights into `model`; return the run's history from its record."""
         try:
             model.load_state_dict(torch.load(self.path, map_location="cpu", weights_only=True))

@@ -38,11 +38,17 @@ class Settings:
     lr_finder_end: float = 1.0       # last LR of the sweep
     lr_finder_iters: int = 100       # steps of the sweep (batches)
     lr_max_divisor: float = 1.0      # LRMAX = LR at the smoothed-loss minimum / this (0.5: twice that LR)
-    lr_min_divisor: float = 100.0    # LRMIN = LRMAX / this
+    lr_min_divisor: float = 100.0    # LRMIN = LRMAX / this (with lr_min_rule "ratio")
+    lr_min_rule: str = "ratio"       # LRMIN: "ratio" (LRMAX / lr_min_divisor) or "onset" (the LR at which the
+                                     # smoothed loss starts to fall; see utils/lr.py)
+    lr_max: float = 0.0              # a fixed LRMAX instead of the range test's; 0 = found by the range test
     # one-cycle training
     epochs: int = 24                 # epochs
     peak_epoch: float = 5.0          # epoch at whose end the LR reaches LRMAX
-    weight_decay: float = 1e-4       # Adam's L2 penalty (coupled, as in torch.optim.Adam)
+    final_lr_divisor: float = 1.0    # the last step's LR = LRMIN / this; 1 = no annihilation (the assignment's)
+    weight_decay: float = 1e-4       # Adam's weight decay: an L2 penalty in the gradient (coupled), or with
+    decoupled_weight_decay: bool = False  # on: a shrink of lr x weight_decay per step (AdamW's), no decay
+                                     # of BatchNorm weights and biases
     label_smoothing: float = 0.0     # cross-entropy target smoothing (training and range test), 0..1
     cycle_beta1: bool = False        # let OneCycleLR cycle Adam's beta1 (0.95 -> 0.85 -> 0.95)
     # machinery
@@ -93,6 +99,9 @@ class Settings:
              f"positive and below S10_LR_FINDER_END={self.lr_finder_end}")
         need(self.lr_max_divisor > 0, "lr_max_divisor", "a number > 0")
         need(self.lr_min_divisor > 1, "lr_min_divisor", "a number > 1")
+        need(self.lr_min_rule in ("ratio", "onset"), "lr_min_rule", '"ratio" or "onset"')
+        need(self.lr_max >= 0, "lr_max", "0 (found by the range test) or a positive LR, e.g. 0.018")
+        need(self.final_lr_divisor >= 1, "final_lr_divisor", "1 (no annihilation) or more")
         need(0 < self.peak_epoch < self.epochs, "peak_epoch",
              f"above 0 and below S10_EPOCHS={self.epochs} (set both for short runs)")
         need(self.weight_decay >= 0, "weight_decay", "a number >= 0")

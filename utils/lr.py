@@ -2,8 +2,14 @@
 
 The rule, applied to the exponentially smoothed loss of a sweep from `start_lr` to `end_lr`:
 
-    LRMAX = (LR at the smoothed-loss minimum) / lr_max_divisor     (default 1)
-    LRMIN = LRMAX / lr_min_divisor                                  (default 100)
+    LRMAX = (LR at the smoothed-loss minimum) / lr_max_divisor     (default 1; S10_LR_MAX fixes it instead)
+    LRMIN = LRMAX / lr_min_divisor                                  (default 100, S10_LR_MIN_RULE=ratio)
+    LRMIN = the onset: the first LR at which the smoothed loss lies a tenth of its whole fall (from
+            the sweep's first step down to the minimum) below where it started   (S10_LR_MIN_RULE=onset)
+
+The onset is the lower bound of the range test as first defined (Smith 2017: the LR at which the
+loss starts to fall). It needs a sweep that starts on the plateau, where the loss does not move
+yet: from 1e-5 it already falls at the first steps, so S10_LR_FINDER_START=1e-7 goes with it.
 
 Why not the steepest slope (torch-lr-finder's `suggest_lr`): in the committed runs (CIFAR-10 JPEG
 copy) the 100-step sweep from 1e-5 has its steepest point at 7.2e-5 for seeds 1 and 2, in the noise
@@ -62,13 +68,28 @@ class LRTest:
     lr_min: float      # LRMIN, where the cycle starts and ends
     diverged: bool = False  # the sweep stopped early because the loss blew up
     seconds: float = None   # how long the sweep took (None in records written before it was timed)
+    lr_onset: float = None  # LR where the smoothed loss starts to fall (None: LRMIN by ratio, or older records)
+    fixed_max: bool = False  # LRMAX was set (S10_LR_MAX), not found
 
     def __str__(self):
         took = f" (swept in {self.seconds / 60:.1f} min)" if self.seconds else ""
-        return f"loss minimum at LR {self.lr_at_min:.2e}: LRMAX {self.lr_max:.2e}, LRMIN {self.lr_min:.2e}{took}"
+        onset = f", fall starts at LR {self.lr_onset:.2e}" if self.lr_onset else ""
+        fixed = " (fixed)" if self.fixed_max else ""
+        return (f"loss minimum at LR {self.lr_at_min:.2e}{onset}: LRMAX {self.lr_max:.2e}{fixed}, "
+                f"LRMIN {self.lr_min:.2e}{took}")
 
 
-def pick_lrs(lrs, losses, max_divisor: float = 1.0, min_divisor: float = 100.0) -> LRTest:
+def loss_onset(lrs, losses, best: int) -> float:
+    """The LR at which the smoothed loss starts to fall (the rule of this module's docstring)."""
+    fallen = np.flatnonzero(losses[:best + 1] <= losses[0] - 0.1 * (losses[0] - losses[best]))
+    if fallen[0] < len(losses) // 10:
+        raise LRFinderError(f"the loss already falls in the first tenth of the LR range test (at LR {lrs[fallen[0]]:.2e}); "
+                            "lower S10_LR_FINDER_START so that the sweep starts where the loss does not move yet")
+    return float(lrs[fallen[0]])
+
+
+def pick_lrs(lrs, losses, max_divisor: float = 1.0, min_divisor: float = 100.0, lr_max: float = 0.0,
+             min_rule: str = "ratio") -> LRTest:
     """Apply the rule of this module's docstring to a range-test curve."""
     lrs, losses = np.asarray(lrs, float), np.asarray(losses, float)
     finite = np.isfinite(losses)
@@ -82,16 +103,24 @@ def pick_lrs(lrs, losses, max_divisor: float = 1.0, min_divisor: float = 100.0) 
     if best == len(losses) - 1:
         warnings.warn(f"the loss was still falling at the last LR tested ({lrs[best]:.2e}); raise S10_LR_FINDER_END",
                       stacklevel=2)
-    lr_max = lrs[best] / max_divisor
-    return LRTest(lrs.tolist(), losses.tolist(), float(lrs[best]), float(lr_max), float(lr_max / min_divisor))
+    onset = loss_onset(lrs, losses, best) if min_rule == "onset" else None
+    found_max = lrs[best] / max_divisor
+    lr_min = onset if onset else (lr_max or found_max) / min_divisor
+    if lr_min >= (lr_max or found_max):
+        raise LRFinderError(f"LRMIN {lr_min:.2e} is not below LRMAX {lr_max or found_max:.2e}; "
+                            "check S10_LR_MAX and S10_LR_MIN_RULE")
+    return LRTest(lrs.tolist(), losses.tolist(), float(lrs[best]), float(lr_max or found_max), float(lr_min),
+                  lr_onset=onset, fixed_max=bool(lr_max))
 
 
 def lr_range_test(model, optimizer, loader, device, start_lr, end_lr, iters,
-                  precision=None, max_divisor=1.0, min_divisor=100.0, label_smoothing=0.0) -> LRTest:
+                  precision=None, max_divisor=1.0, min_divisor=100.0, label_smoothing=0.0, lr_max=0.0,
+                  min_rule="ratio") -> LRTest:
     """Sweep the LR exponentially (Adam as given, the training loss: cross-entropy with `label_smoothing`)
     from `start_lr` to `end_lr` over `iters` batches, in the training's `precision` (a
     utils.device.Precision: autocast dtype, and loss scaling exactly when training scales), then
-    restore model and optimizer (`LRFinder.reset`) and pick LRMAX and LRMIN by `pick_lrs`."""
+    restore model and optimizer (`LRFinder.reset`) and pick LRMAX and LRMIN by `pick_lrs` (with
+    `lr_max` > 0 LRMAX is that, and the sweep still runs: for its plot and, by `min_rule`, LRMIN)."""
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     amp = {}
     if precision is not None and precision.dtype is not None:
@@ -106,30 +135,33 @@ def lr_range_test(model, optimizer, loader, device, start_lr, end_lr, iters,
             finder.range_test(batches, start_lr=start_lr, end_lr=end_lr, num_iter=iters, step_mode="exp")
     finally:
         finder.reset()
-    found = pick_lrs(finder.history["lr"], finder.history["loss"], max_divisor, min_divisor)
+    found = pick_lrs(finder.history["lr"], finder.history["loss"], max_divisor, min_divisor, lr_max, min_rule)
     found.diverged = "diverged" in printed.getvalue()
     found.seconds = round(time.perf_counter() - start, 1)
     return found
 
 
-def one_cycle(optimizer, lr_max, lr_min, epochs, steps_per_epoch, peak_epoch=5, cycle_beta1=False) -> OneCycleLR:
+def one_cycle(optimizer, lr_max, lr_min, epochs, steps_per_epoch, peak_epoch=5, cycle_beta1=False,
+              final_divisor=1.0) -> OneCycleLR:
     """Linear one-cycle, stepped once per batch: LRMIN -> LRMAX at the end of `peak_epoch` -> LRMIN.
 
     Two phases (`three_phase=False`) and no annihilation (`final_div_factor=1`): the last step
-    trains at LRMIN. OneCycleLR would also cycle Adam's beta1 (0.95 -> 0.85 -> 0.95) by default;
-    we keep Adam's own beta1 = 0.9 unless `cycle_beta1`, since the spec schedules the LR only.
+    trains at LRMIN. `final_divisor` > 1 ends at LRMIN / final_divisor instead (an annihilation, as
+    in the public recipes with final_div_factor 100: outside the assignment, for comparison).
+    OneCycleLR would also cycle Adam's beta1 (0.95 -> 0.85 -> 0.95) by default; we keep Adam's own
+    beta1 = 0.9 unless `cycle_beta1`, since the spec schedules the LR only.
     """
     return OneCycleLR(
         optimizer, max_lr=lr_max, epochs=epochs, steps_per_epoch=steps_per_epoch,
         pct_start=peak_epoch / epochs, anneal_strategy="linear", three_phase=False,
-        div_factor=lr_max / lr_min, final_div_factor=1.0,
+        div_factor=lr_max / lr_min, final_div_factor=final_divisor,
         cycle_momentum=cycle_beta1, base_momentum=0.85, max_momentum=0.95)
 
 
-def planned_lrs(lr_max, lr_min, epochs, steps_per_epoch, peak_epoch=5) -> list:
+def planned_lrs(lr_max, lr_min, epochs, steps_per_epoch, peak_epoch=5, final_divisor=1.0) -> list:
     """The LR of every training step under `one_cycle`, as plain data to plot and test."""
     optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=lr_min)
-    scheduler = one_cycle(optimizer, lr_max, lr_min, epochs, steps_per_epoch, peak_epoch)
+    scheduler = one_cycle(optimizer, lr_max, lr_min, epochs, steps_per_epoch, peak_epoch, final_divisor=final_divisor)
     lrs = []
     for _ in range(epochs * steps_per_epoch):
         lrs.append(optimizer.param_groups[0]["lr"])

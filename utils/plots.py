@@ -214,6 +214,8 @@ def results_table(history, info: dict, found, resumes: int, eval_name="test") ->
     rows = [
         (f"{eval_name} accuracy, final epoch", f"{100 * last['test_acc']:.2f}% (epoch {last['epoch']}/{len(history)})"),
         ("best epoch (information only)", f"{100 * best['test_acc']:.2f}% (epoch {best['epoch']})"),
+        *([("EMA of the weights, final epoch", f"{100 * last['ema_acc']:.2f}% (beside the plain weights)")]
+          if "ema_acc" in last else []),
         ("train accuracy, final epoch", f"{100 * last['train_acc']:.2f}%"),
         ("seconds per epoch", f"{seconds_per_epoch(history):.0f} (median of {plural(len(seconds), 'epoch')}, "
                               f"train + {eval_name}; {sum(seconds) / 60:.0f} min in all)"),

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from utils.checkpoint import Checkpoint, CheckpointError, shown  # noqa: F401  (CheckpointError: part of this API)
@@ -22,11 +23,27 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(model, lr, weight_decay, device):
-    """Adam with coupled L2 weight decay (torch.optim.Adam's `weight_decay`). Fused on CUDA: with loss
-    scaling the plain step reads a flag back from the GPU every step (GradScaler's `.item()`), the
-    fused one does not. Elsewhere the plain implementation, so a CPU run computes what it always did."""
-    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda")
+EMA_DECAY = 0.99  # per step: the average's time constant is 100 steps, about one epoch at batch 512
+
+
+def make_optimizer(model, lr, weight_decay, device, decoupled=False):
+    """Adam with coupled L2 weight decay (torch.optim.Adam's `weight_decay`), or with `decoupled` the
+    decay AdamW applies (each step shrinks a weight by lr x weight_decay) to the conv and linear
+    weights only, not to BatchNorm weights and biases. Fused on CUDA: with loss scaling the plain
+    step reads a flag back from the GPU every step (GradScaler's `.item()`), the fused one does not.
+    Elsewhere the plain implementation, so a CPU run computes what it always did."""
+    if not decoupled:
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda")
+    groups = [{"params": [p for p in model.parameters() if p.ndim > 1]},
+              {"params": [p for p in model.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
+    return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, decoupled_weight_decay=True,
+                            fused=device.type == "cuda")
+
+
+def make_ema(model, decay=EMA_DECAY) -> AveragedModel:
+    """An exponential moving average of `model`'s weights and BatchNorm statistics, updated after
+    every training step (`train_one_epoch`) and scored beside the plain weights after every epoch."""
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def train_step(model, x, y, optimizer, device, precision, criterion=F.cross_entropy):
@@ -42,8 +59,8 @@ def train_step(model, x, y, optimizer, device, precision, criterion=F.cross_entr
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, device, precision, progress=True, epoch=1,
-                    check_every=20, criterion=F.cross_entropy) -> dict:
-    """One pass over `loader`, one optimizer and scheduler step per batch.
+                    check_every=20, criterion=F.cross_entropy, ema=None) -> dict:
+    """One pass over `loader`, one optimizer and scheduler step per batch (and `ema` update).
 
     Returns mean loss, accuracy and the LR of every step. A non-finite loss raises DivergenceError
     naming the epoch, step and LR; it is tracked on the device and read every `check_every` steps,
@@ -57,6 +74,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision, prog
         lrs.append(optimizer.param_groups[0]["lr"])
         logits, loss = train_step(model, x, y, optimizer, device, precision, criterion)
         scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
@@ -105,7 +124,7 @@ def evaluate(model, loader, device, precision, progress=False) -> dict:
 
 def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, precision,
         checkpoint=None, resume=True, progress=True, log=print, criterion=F.cross_entropy,
-        eval_name="test") -> list:
+        eval_name="test", ema=None) -> list:
     """Train for `epochs` epochs; return the history, one dict per epoch.
 
     `checkpoint` (a Checkpoint, a path for one, or a TrainedRun that only restores) is written after every epoch; an existing one
@@ -120,7 +139,7 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
     """
     if isinstance(checkpoint, (str, os.PathLike)):
         checkpoint = Checkpoint(checkpoint, resume=resume)
-    history = checkpoint.restore(model, optimizer, scheduler, precision.scaler) if checkpoint else []
+    history = checkpoint.restore(model, optimizer, scheduler, precision.scaler, ema) if checkpoint else []
     resumes = checkpoint.resumes if checkpoint else 0
     if history:
         resumes += len(history) < epochs
@@ -135,15 +154,17 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
         start = time.perf_counter()
         set_epoch(train_loader, epoch)
         train = train_one_epoch(model, train_loader, optimizer, scheduler, device, precision, progress, epoch,
-                                criterion=criterion)
+                                criterion=criterion, ema=ema)
         test = evaluate(model, test_loader, device, precision)
+        averaged = evaluate(ema, test_loader, device, precision) if ema is not None else {}
         history.append({"epoch": epoch, "lr": train["lrs"][-1], "lrs": train["lrs"],
                         "train_loss": train["loss"], "train_acc": train["acc"],
                         "test_loss": test["loss"], "test_acc": test["acc"],
+                        **{f"ema_{key}": value for key, value in averaged.items()},
                         "seconds": time.perf_counter() - start, "execution": resumes + 1})
         log(format_epoch(history[-1], epochs, eval_name))
         if checkpoint:
-            checkpoint.save_epoch(model, optimizer, scheduler, precision.scaler, history, resumes, epochs)
+            checkpoint.save_epoch(model, optimizer, scheduler, precision.scaler, history, resumes, epochs, ema)
     return history
 
 
@@ -157,4 +178,5 @@ def set_epoch(loader, epoch: int) -> None:
 def format_epoch(row: dict, epochs: int, eval_name: str = "test") -> str:
     return (f"epoch {row['epoch']:>2}/{epochs}  lr {row['lr']:.2e}  "
             f"train loss {row['train_loss']:.3f} acc {100 * row['train_acc']:5.2f}%  "
-            f"{eval_name} loss {row['test_loss']:.3f} acc {100 * row['test_acc']:5.2f}%  {row['seconds']:.0f} s")
+            f"{eval_name} loss {row['test_loss']:.3f} acc {100 * row['test_acc']:5.2f}%  "
+            + (f"EMA acc {100 * row['ema_acc']:5.2f}%  " if "ema_acc" in row else "") + f"{row['seconds']:.0f} s")
