@@ -1,8 +1,8 @@
 """pytest session set-up, shared by the unit tests and the notebook smoke run (`--nbval-lax`).
 
 Smoke settings go into the environment before the notebook's kernel starts (it inherits them):
-a short schedule on a small subset, whatever S10_* variables the caller had exported. Without CIFAR10_ROOT the notebook runs on a small generated
-image folder, since a test never downloads anything.
+a short schedule on a small subset, whatever S10_* variables the caller had exported. Without CIFAR10_ROOT the notebook runs on a
+small generated image folder, since a test never downloads anything.
 """
 import dataclasses
 import os
@@ -35,9 +35,7 @@ def pytest_configure(config):
     os.environ.update(SMOKE)
     scratch = tempfile.mkdtemp(prefix="s10-test-")
     _made.append(scratch)
-    os.environ["S10_CHECKPOINT"] = os.path.join(scratch, "smoke.pt")
-    os.environ["S10_RECORD"] = os.path.join(scratch, "runs", "smoke.json")  # never over runs/
-    os.environ["S10_FIGURES"] = os.path.join(scratch, "images")  # never over images/
+    os.environ["S10_RUNS_DIR"] = os.path.join(scratch, "experiments")
     if not REAL_ROOT:
         os.environ["CIFAR10_ROOT"] = str(make_image_folder(os.path.join(scratch, "cifar10"), 110, 50))
         os.environ["S10_CACHE_DIR"] = os.path.join(scratch, "cache")

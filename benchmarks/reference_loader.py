@@ -8,7 +8,9 @@ import torch
 from albumentations.pytorch import ToTensorV2
 from torch.utils.data import Dataset
 
-from utils.transforms import HOLE, PAD, reseed
+from utils.transforms import PAD, reseed
+
+HOLE = 8
 
 
 def reference_transforms(mean, std, cutout_p: float = 1.0) -> A.Compose:

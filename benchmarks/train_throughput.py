@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from models import CustomResNet
-from utils.config import Settings, SettingsError
+from utils.config import S10Error, Settings
 from benchmarks.reference_loader import reference_loader
-from utils.data import MEAN, STD, CIFARDataset, Split, auto_workers, make_loader, to_device
-from utils.device import DeviceError, Precision, cpu_has_bf16, cpu_model, cpu_name, pick_device, pick_precision
+from utils.data import MEAN, STD, Split
+from utils.loaders import CIFARDataset, auto_workers, make_loader, to_device
+from utils.device import Precision, cpu_has_bf16, cpu_model, cpu_name, pick_device, pick_precision
 from utils.training import evaluate, make_optimizer, train_one_epoch, train_step
 from utils.transforms import train_transforms
 
@@ -225,5 +226,5 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (DeviceError, SettingsError) as exc:
+    except S10Error as exc:
         raise SystemExit(f"error: {exc}") from None

@@ -45,7 +45,8 @@ def tiny_net(num_classes: int = 10):
 
 def loaders(n_train: int = 40, n_test: int = 10, batch_size: int = 50, seed: int = 0):
     """Train and test loaders (no augmentation, no workers) over generated images."""
-    from utils.data import MEAN, CIFARDataset, Split, make_loader
+    from utils.data import Split
+    from utils.loaders import CIFARDataset, make_loader
 
     train, test = Split(*make_images(n_train, seed)), Split(*make_images(n_test, seed + 1))
     return (make_loader(CIFARDataset(train), batch_size, True, 0, seed=seed),

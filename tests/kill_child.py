@@ -1,8 +1,8 @@
-"""A training process for the kill-and-resume test: `python -m tests.kill_child CKPT OUT [--hang-at EPOCH]`.
+"""A training process for the kill-and-resume test: `python -m tests.kill_child FOLDER OUT [--hang-at EPOCH]`.
 
 Trains the tiny net on generated data for 4 epochs with a checkpoint. With --hang-at E it writes
 OUT + ".hanging" in the middle of epoch E and waits there to be killed; without it, it resumes
-from CKPT if present and writes the history as JSON to OUT.
+the run in FOLDER if there is one and writes the history as JSON to OUT.
 """
 import json
 import sys
@@ -13,6 +13,7 @@ import torch
 from tests.fakedata import loaders, tiny_net
 from utils.lr import one_cycle
 from utils.device import Precision
+from utils.run import Run
 from utils.training import fit
 
 EPOCHS = 4
@@ -45,7 +46,7 @@ def main(ckpt, out, hang_at=None):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     scheduler = one_cycle(optimizer, 2e-2, 2e-3, EPOCHS, len(train), peak_epoch=1)
     history = fit(model, train, test, optimizer, scheduler, EPOCHS, torch.device("cpu"), Precision(),
-                  checkpoint=ckpt, resume=True, progress=False)
+                  run=Run(ckpt, {}, Precision()), progress=False)
     with open(out, "w") as f:
         json.dump(history, f)
 

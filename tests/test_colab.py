@@ -58,12 +58,12 @@ def run_first_cell(colab, **values):
 def test_a_second_run_all_reuses_the_clone_and_runs_in_it(colab):
     """Item 3: the first Run all clones once and moves into the clone; the second, started inside the
     clone, clones nothing (no S10/S10) and ends in the same folder, so the checkpoint, the download
-    and the run record are found again."""
+    and the run folder are found again."""
     run_first_cell(colab)
     assert Path.cwd() == colab.clone and (colab.clone / ".git").is_dir()
     run_first_cell(colab)
     assert Path.cwd() == colab.clone and not (colab.clone / "S10").exists()
-    assert Path(Settings().checkpoint).resolve() == colab.clone / "checkpoints" / "s10.pt"
+    assert Path(Settings().runs_dir).resolve() == colab.clone / "experiments"  # where the run continues
 
 
 def test_colab_installs_only_what_it_lacks_and_keeps_its_torch(colab):

@@ -1,6 +1,6 @@
 import pytest
 
-from utils.config import Settings, SettingsError
+from utils.config import S10Error, Settings
 
 
 def test_defaults_follow_the_spec():
@@ -31,7 +31,22 @@ def test_environment_overrides_each_field_with_its_type():
     ({"S10_DEVICE": "tpu"}, "S10_DEVICE"),
 ])
 def test_bad_values_stop_with_one_line_naming_the_variable(env, named):
-    with pytest.raises(SettingsError) as err:
+    with pytest.raises(S10Error) as err:
         Settings.from_env(env)
     message = str(err.value)
     assert named in message and "\n" not in message
+
+
+@pytest.mark.parametrize("typo, meant", [("S10_WEIGHTDECAY", "S10_WEIGHT_DECAY"), ("S10_CUTOUT_SIZ", "S10_CUTOUT_SIZE"),
+                                         ("S10_EPOCH", "S10_EPOCHS")])
+def test_an_unknown_s10_name_stops_naming_the_nearest_setting(typo, meant):
+    with pytest.raises(S10Error, match=rf"^{typo} is no setting; did you mean {meant}\?$"):
+        Settings.from_env({typo: "1"})
+    with pytest.raises(S10Error, match="S10_LR is no setting"):
+        Settings.from_env({"S10_LR": "0.1"})
+
+
+def test_the_result_settings_are_those_above_the_seed():
+    result = Settings(cutout_size=16, workers=3).result()
+    assert list(result)[-1] == "seed" and result["cutout_size"] == 16
+    assert not {"workers", "runs_dir", "data_root", "device", "progress"} & set(result)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import utils.device as device_module
-from utils.device import cpu_has_bf16, describe, pick_device, pick_precision
+from utils.device import cpu_has_bf16, describe, pick_device, pick_precision, precision_line
 from utils.config import Settings
 
 CPU = torch.device("cpu")
@@ -26,8 +26,8 @@ def test_a_t4_gets_fp16_with_loss_scaling(monkeypatch):
     assert chosen.dtype == torch.float16
     assert chosen.scaler.is_enabled()
     assert chosen.name == "fp16 channels_last"
-    line = describe(Settings(), CUDA, chosen, workers=2)
-    assert "(Tesla T4)" in line and "fp16 channels_last with loss scaling" in line
+    assert "(Tesla T4)" in describe(Settings(), CUDA, workers=2)
+    assert precision_line(chosen).startswith("fp16 channels_last with loss scaling")
 
 
 @pytest.mark.parametrize("capability", [(7, 0), (7, 5)])
@@ -74,14 +74,13 @@ def test_a_cpu_gets_the_precision_that_is_faster_on_it(monkeypatch, what, native
     chosen = pick_precision(CPU)
     assert chosen.name == picked
     assert not chosen.scaler.is_enabled()
-    line = describe(Settings(), CPU, chosen, workers=1)
-    assert f"precision {picked} ({chosen.reason})" in line and chosen.reason
+    assert precision_line(chosen) == f"{picked} ({chosen.reason})" and chosen.reason
 
 
 def test_a_cpu_without_native_bf16_says_so(monkeypatch):
     """Emulated bf16 is ~10x slower than fp32 on such a CPU (an AVX2-only EPYC): never pick it there."""
     fake_cpu(monkeypatch, False, False, "AuthenticAMD")
-    assert "(this CPU has no native bf16)" in describe(Settings(), CPU, pick_precision(CPU), workers=1)
+    assert precision_line(pick_precision(CPU)).endswith("(this CPU has no native bf16)")
 
 
 @pytest.mark.parametrize("saved", ["fp32 channels_last", "bf16 channels_last", "fp32"])
@@ -125,10 +124,10 @@ def test_cuda_lets_cudnn_pick_its_fastest_algorithms(monkeypatch):
 
 
 def test_asking_for_cuda_without_a_gpu_stops_with_one_line(monkeypatch):
-    from utils.device import DeviceError
+    from utils.config import S10Error
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(DeviceError, match="S10_DEVICE=cuda but torch sees no CUDA GPU here"):
+    with pytest.raises(S10Error, match="S10_DEVICE=cuda but torch sees no CUDA GPU here"):
         pick_device("cuda")
 
 

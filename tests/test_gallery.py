@@ -8,7 +8,8 @@ from pytorch_grad_cam import GradCAM, LayerCAM
 from models import CustomResNet
 from tests.fakedata import make_images
 from utils import gallery, plots
-from utils.data import CLASSES, MEAN, STD, CIFARDataset, Split, make_loader, normalise
+from utils.data import CLASSES, MEAN, STD, Split
+from utils.loaders import CIFARDataset, make_loader, normalise
 from utils.gallery import Predictions
 from utils.lr import LRTest
 from utils.transforms import train_transforms
@@ -193,7 +194,7 @@ def test_curves_plot_train_and_test_per_epoch():
 def test_results_table_puts_the_final_epoch_first(tmp_path):
     rows = history()
     rows[1]["test_acc"] = 0.95  # a better epoch in the middle: information only
-    text = plots.results_table(rows, {"device": "cpu", "precision": "bf16", "data_source": "CIFAR-10 (JPEG copy)"},
+    text = gallery.results_table(rows, {"device": "cpu", "precision": "bf16", "data_source": "CIFAR-10 (JPEG copy)"},
                                LRTest([], [], 1e-2, 1e-2, 1e-4), resumes=2)
     first = text.splitlines()[0]
     assert "final epoch" in first and "87.00%" in first
@@ -203,7 +204,7 @@ def test_results_table_puts_the_final_epoch_first(tmp_path):
 @pytest.mark.parametrize("workers, resumes, words", [(1, 1, ("1 loader worker\n", "once")),
                                                      (2, 0, ("2 loader workers", "never"))])
 def test_results_table_speaks_plain_english(workers, resumes, words):
-    text = plots.results_table(history(), {"device": "cpu", "workers": workers}, LRTest([], [], 1e-2, 1e-2, 1e-4),
+    text = gallery.results_table(history(), {"device": "cpu", "workers": workers}, LRTest([], [], 1e-2, 1e-2, 1e-4),
                                resumes=resumes)
     for word in words:
         assert word in text + "\n"
@@ -214,8 +215,8 @@ def test_seconds_per_epoch_is_the_median_of_the_epochs():
     rows = history()
     for row, seconds in zip(rows, (700, 350, 360)):
         row["seconds"] = seconds
-    assert plots.seconds_per_epoch(rows) == 360
-    assert "seconds per epoch              360 (median of 3 epochs" in plots.results_table(
+    assert gallery.seconds_per_epoch(rows) == 360
+    assert "seconds per epoch              360 (median of 3 epochs" in gallery.results_table(
         rows, {}, LRTest([], [], 1e-2, 1e-2, 1e-4), resumes=0)
 
 
@@ -223,7 +224,7 @@ def test_seconds_per_epoch_is_the_median_of_the_epochs():
                                       (0.99998, "99.998%"), (0.999996, "99.9996%"),
                                       (0.9999992, ">99.9999%"), (1.0, ">99.9999%")])
 def test_confidences_show_the_decimals_that_tell_them_from_100(p, shown):
-    assert plots.percent(p) == shown
+    assert gallery.percent(p) == shown
 
 
 def test_save_writes_png_only_when_given_a_folder(tmp_path):

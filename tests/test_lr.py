@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from tests.fakedata import loaders, tiny_net
-from utils.lr import LRFinderError, lr_range_test, one_cycle, pick_lrs, planned_lrs
+from utils.config import S10Error
+from utils.lr import lr_range_test, one_cycle, pick_lrs, planned_lrs
 
 EPOCHS, STEPS, PEAK = 24, 10, 5
 
@@ -71,14 +72,14 @@ def test_rule_ignores_nan_and_refuses_a_curve_that_never_falls():
     losses[best - 20] = np.nan  # a NaN before the minimum (np.argmin would pick the first NaN) ...
     losses[-5:] = np.nan        # ... and after it, where a diverging sweep ends
     assert pick_lrs(lrs, losses).lr_at_min == lrs[best]
-    with pytest.raises(LRFinderError, match="never fell"):
+    with pytest.raises(S10Error, match="never fell"):
         pick_lrs(lrs, np.linspace(2.3, 5, len(lrs)))
 
 
 def test_a_sweep_with_fewer_than_5_finite_losses_stops_with_one_line():
     lrs, losses = curve()
     losses[4:] = np.nan
-    with pytest.raises(LRFinderError, match=r"^the LR range test has fewer than 5 finite losses; raise S10_LR_FINDER_ITERS"):
+    with pytest.raises(S10Error, match=r"^the LR range test has fewer than 5 finite losses; raise S10_LR_FINDER_ITERS"):
         pick_lrs(lrs, losses)
 
 
@@ -138,7 +139,7 @@ def test_the_onset_rule_puts_lrmin_where_the_loss_has_fallen_a_tenth_of_its_fall
 def test_the_onset_rule_refuses_a_sweep_that_starts_where_the_loss_already_falls():
     lrs, losses = sloped()
     late = lrs >= 1e-5
-    with pytest.raises(LRFinderError, match=r"already falls in the first tenth .* lower S10_LR_FINDER_START"):
+    with pytest.raises(S10Error, match=r"already falls in the first tenth .* lower S10_LR_FINDER_START"):
         pick_lrs(lrs[late], losses[late], min_rule="onset")
 
 
@@ -147,5 +148,15 @@ def test_a_fixed_lrmax_replaces_the_found_one_and_the_ratio_follows_it():
     found = pick_lrs(lrs, losses, lr_max=0.018)
     assert found.lr_max == 0.018 and found.lr_min == pytest.approx(1.8e-4) and found.fixed_max
     assert found.lr_at_min == lrs[np.argmin(losses)] and "(fixed)" in str(found)
-    with pytest.raises(LRFinderError, match="not below LRMAX"):
+    with pytest.raises(S10Error, match="not below LRMAX"):
         pick_lrs(lrs, losses, lr_max=1e-5, min_rule="onset")
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_the_range_test_shows_its_progress_bar_only_when_asked(capsys, progress):
+    torch.manual_seed(0)
+    model = tiny_net()
+    train, _ = loaders(n_train=40, batch_size=40)
+    lr_range_test(model, torch.optim.Adam(model.parameters()), train, torch.device("cpu"), 1e-5, 1.0, 30,
+                  progress=progress)
+    assert ("/30 [" in capsys.readouterr().err) == progress

@@ -8,25 +8,26 @@ import torch
 from conftest import REAL_ROOT
 from models import CustomResNet
 from utils.config import Settings
-from utils.data import load_data, make_loaders
+from utils.data import load_data
+from utils.loaders import make_loaders
 from utils.lr import one_cycle
-from utils.checkpoint import TrainedRun
 from utils.device import pick_precision
-from utils.runs import read_records
+from utils.run import read_records
+from utils.weights import TrainedRun
 from utils.training import evaluate, fit, seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
-FINISHED = [record for record in read_records(ROOT / "runs") if record["finished"]]
+PUBLISHED = read_records(ROOT / "runs")
 
 needs_real_data = pytest.mark.skipif(
-    not REAL_ROOT and not os.environ.get("S10_REQUIRE_REAL_DATA"),
-    reason="CIFAR10_ROOT is not set (.ci/run sets it, with S10_REQUIRE_REAL_DATA=1, whenever "
+    not REAL_ROOT and not os.environ.get("REQUIRE_CIFAR10"),
+    reason="CIFAR10_ROOT is not set (.ci/run sets it, with REQUIRE_CIFAR10=1, whenever "
            "../shared/data/cifar10-jpeg.tar.gz is there; then this test runs or fails, never skips)")
 
 
 @needs_real_data
 def test_short_run_on_real_images_is_far_above_chance():
-    assert REAL_ROOT, "S10_REQUIRE_REAL_DATA is set but CIFAR10_ROOT is not"
+    assert REAL_ROOT, "REQUIRE_CIFAR10 is set but CIFAR10_ROOT is not"
     cfg = Settings(data_root=REAL_ROOT, train_subset=2000, test_subset=1000, batch_size=128,
                    epochs=2, peak_epoch=1, workers=1, seed=0)
     seed_everything(cfg.seed)
@@ -42,20 +43,20 @@ def test_short_run_on_real_images_is_far_above_chance():
 
 
 @needs_real_data
-@pytest.mark.parametrize("record", FINISHED, ids=lambda record: f"seed{record['seed']}")
+@pytest.mark.parametrize("record", PUBLISHED, ids=lambda record: f"seed{record['settings']['seed']}")
 def test_each_committed_run_s_weights_give_the_final_accuracy_of_its_record(record):
     """runs/s10-seed<n>.pt, loaded as S10_WEIGHTS loads it, scores its record's final-epoch test
     accuracy within 0.1 point (bf16 or fp32, as this machine picks; the run's own precision gives it
     exactly)."""
-    assert REAL_ROOT, "S10_REQUIRE_REAL_DATA is set but CIFAR10_ROOT is not"
+    assert REAL_ROOT, "REQUIRE_CIFAR10 is set but CIFAR10_ROOT is not"
     cfg = Settings(data_root=REAL_ROOT, workers=1)
     data = load_data(cfg)
-    if data.digest != record["data_sha1"]:
+    if data.digest != record["data"]:
         pytest.skip(f"CIFAR10_ROOT holds other data than the run's ({record['data_source']})")
     _, test = make_loaders(data, cfg, "cpu")
     device = torch.device("cpu")
     precision = pick_precision(device, cfg.amp, cfg.channels_last)
     model = CustomResNet().to(memory_format=precision.memory_format)
-    TrainedRun(Path(record["path"]).with_suffix(".pt"), record["epochs"]).restore(model)
+    TrainedRun(Path(record["path"]).with_suffix(".pt"), "experiments", precision).restore(model)
     accuracy = evaluate(model, test, device, precision)["acc"]
     assert abs(accuracy - record["history"][-1]["test_acc"]) <= 0.001

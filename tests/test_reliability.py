@@ -1,7 +1,6 @@
 """Interruption, divergence and reproducibility."""
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,13 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import utils.training as training
 from tests import kill_child
 from tests.fakedata import loaders, tiny_net
 from utils.lr import lr_range_test, one_cycle, planned_lrs
-from utils.checkpoint import Checkpoint
+import utils.run
+from utils.config import S10Error
 from utils.device import Precision
-from utils.training import CheckpointError, DivergenceError, fit
+from utils.run import Run
+from utils.training import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU, FP32 = torch.device("cpu"), Precision()
@@ -39,9 +39,10 @@ def child(*args):
 
 
 def test_sigkill_mid_epoch_then_resume_gives_every_epoch_once_on_schedule(tmp_path):
-    ckpt, out = tmp_path / "run.pt", tmp_path / "history.json"
+    folder, out = tmp_path / "run", tmp_path / "history.json"
+    ckpt = folder / "checkpoint.pt"
     flag = Path(str(out) + ".hanging")
-    with child(ckpt, out, "--hang-at", 3) as victim:
+    with child(folder, out, "--hang-at", 3) as victim:
         deadline = time.time() + 120
         while not flag.exists():
             assert victim.poll() is None, victim.stdout.read()
@@ -52,10 +53,10 @@ def test_sigkill_mid_epoch_then_resume_gives_every_epoch_once_on_schedule(tmp_pa
     assert not out.exists()
     assert [row["epoch"] for row in torch.load(ckpt, weights_only=True)["history"]] == [1, 2]
 
-    with child(ckpt, out) as resumed:
+    with child(folder, out) as resumed:
         log, _ = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, log
-    assert "continued after epoch 2 (resume 1)" in log
+    assert "continued after epoch 2" in log
     history = json.loads(out.read_text())
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
     steps = len(history[0]["lrs"])
@@ -64,14 +65,13 @@ def test_sigkill_mid_epoch_then_resume_gives_every_epoch_once_on_schedule(tmp_pa
 
 
 def one_epoch_with_checkpoint(tmp_path):
-    """A 3-epoch run of the tiny net stopped after epoch 1, its checkpoint at tmp_path/run.pt."""
+    """A 3-epoch run of the tiny net stopped after epoch 1, its checkpoint at tmp_path/checkpoint.pt."""
     torch.manual_seed(0)
     model, (train, test) = tiny_net(), loaders()
     optimizer = torch.optim.Adam(model.parameters())
     scheduler = one_cycle(optimizer, 2e-2, 2e-3, 3, len(train), peak_epoch=1)
-    ckpt = tmp_path / "run.pt"
-    fit(model, train, test, optimizer, scheduler, 1, CPU, FP32, checkpoint=ckpt, **quiet)
-    return model, train, test, optimizer, scheduler, ckpt
+    fit(model, train, test, optimizer, scheduler, 1, CPU, FP32, run=Run(tmp_path, {}, FP32), **quiet)
+    return model, train, test, optimizer, scheduler, tmp_path / "checkpoint.pt"
 
 
 def test_a_kill_during_the_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -85,19 +85,19 @@ def test_a_kill_during_the_checkpoint_write_keeps_the_previous_checkpoint(tmp_pa
         f.truncate(1000)
         raise KeyboardInterrupt  # the process is gone mid-write
 
-    monkeypatch.setattr(training.torch, "save", dies_halfway)
+    monkeypatch.setattr(utils.run.torch, "save", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
-        fit(model, train, test, optimizer, scheduler, 2, CPU, FP32, checkpoint=ckpt, **quiet)
+        fit(model, train, test, optimizer, scheduler, 2, CPU, FP32, run=Run(tmp_path, {}, FP32), **quiet)
     assert ckpt.read_bytes() == good
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.pt"]  # no temporary file left
-    assert len(Checkpoint(ckpt).history) == 1
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]  # no temporary file left
+    assert len(Run(tmp_path, {}, FP32).history) == 1
 
 
 def test_a_truncated_checkpoint_is_reported_not_ignored(tmp_path):
     model, train, test, optimizer, scheduler, ckpt = one_epoch_with_checkpoint(tmp_path)
     ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match="corrupt or truncated.*delete it"):
-        fit(model, train, test, optimizer, scheduler, 3, CPU, FP32, checkpoint=ckpt, **quiet)
+    with pytest.raises(S10Error, match="unreadable.*delete .* to start this run over"):
+        fit(model, train, test, optimizer, scheduler, 3, CPU, FP32, run=Run(tmp_path, {}, FP32), **quiet)
 
 
 class PoisonAfter(torch.nn.Module):
@@ -122,9 +122,9 @@ def test_divergence_stops_naming_epoch_step_and_lr_and_keeps_the_last_good_check
     model = PoisonAfter(tiny_net(), n=4 + 3)  # the 3rd step of epoch 2
     optimizer = torch.optim.Adam(model.parameters())
     scheduler = one_cycle(optimizer, 2e-2, 2e-3, 3, len(train), peak_epoch=1)
-    ckpt = tmp_path / "run.pt"
-    with pytest.raises(DivergenceError) as err:
-        fit(model, train, test, optimizer, scheduler, 3, CPU, FP32, checkpoint=ckpt, **quiet)
+    ckpt = tmp_path / "checkpoint.pt"
+    with pytest.raises(S10Error) as err:
+        fit(model, train, test, optimizer, scheduler, 3, CPU, FP32, run=Run(tmp_path, {}, FP32), **quiet)
     lr = planned_lrs(2e-2, 2e-3, 3, 4, peak_epoch=1)[4 + 2]
     assert f"epoch 2, step 3 (LR {lr:.2e})" in str(err.value)
     assert [row["epoch"] for row in torch.load(ckpt, weights_only=True)["history"]] == [1]
@@ -141,7 +141,8 @@ def test_lr_range_test_stops_at_divergence_and_still_suggests_a_sane_lr():
 
 
 def test_same_seed_same_first_epoch_on_cpu():
-    from utils.data import MEAN, CIFARDataset, Split, make_loader
+    from utils.data import MEAN, Split
+    from utils.loaders import CIFARDataset, make_loader
     from utils.transforms import train_transforms
     from tests.fakedata import make_images
 

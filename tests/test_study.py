@@ -1,20 +1,20 @@
 """The recipe study's table and its noise rule, on made-up records."""
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from utils.checkpoint import RESULT_SETTINGS
 from utils.config import Settings
 from utils.study import difference_noise, read_study, study_table
 
 
 def write(folder, name, final, epochs_done=24, **changes):
-    settings = {name_: getattr(Settings, name_) for name_ in RESULT_SETTINGS}
+    settings = dataclasses.asdict(Settings())
     settings.update(validation=5000, **changes)
     rows = [{"epoch": e, "test_acc": final if e == epochs_done else 0.5, "train_acc": 0.95 if e == epochs_done else 0.6}
             for e in range(1, epochs_done + 1)]
-    record = {"identity": {"settings": settings}, "settings": {**settings}, "epochs": 24, "history": rows,
+    record = {"settings": settings, "epochs": 24, "history": rows,
               "lr_test": {"lr_max": 8.5e-3, "lr_min": 8.5e-5}, "evaluated_on": "validation"}
     (folder / f"{name}.json").write_text(json.dumps(record))
 

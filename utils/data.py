@@ -1,4 +1,4 @@
-"""CIFAR-10 as uint8 arrays, from torchvision's download or from an image folder, and its loaders.
+"""CIFAR-10 as uint8 arrays, from torchvision's download or from an image folder (decoded once, cached).
 
 An image folder (`CIFAR10_ROOT`) holds train/<class>/*.jpg and test/<class>/*.jpg. Its 60,000
 files are decoded once into uint8 arrays and cached under `cache_dir` (a file per split), keyed by
@@ -9,7 +9,6 @@ With a validation split (`S10_VALIDATION`), a fixed, class-balanced part of the 
 held out and evaluated on in place of the test set, which is then never read.
 """
 import hashlib
-import io
 import os
 import socket
 import warnings
@@ -18,23 +17,15 @@ from pathlib import Path
 from urllib.error import URLError
 
 import numpy as np
-import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
-from utils.config import first_line
-from utils.transforms import PAD, SIZE, Normaliser, pad, reseed, train_transforms
+from utils.config import S10Error, first_line
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 MEAN = (0.4914, 0.4822, 0.4465)  # per-channel mean of the CIFAR-10 training images, 0..1
 STD = (0.2470, 0.2435, 0.2616)   # per-channel standard deviation, 0..1
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 FOLDER_HINT = "CIFAR10_ROOT must hold train/<class>/ and test/<class>/ image folders"
 VALIDATION_SEED = 10  # fixes which training images the validation split holds out, whatever the run's seed
-
-
-class DataError(RuntimeError):
-    """The data cannot be loaded as given; the message says what to fix."""
 
 
 @dataclass
@@ -50,7 +41,7 @@ class Split:
         if n == 0 or n == len(self):
             return self
         if n > len(self):
-            raise DataError(f"{name}={n} asks for more images than the {len(self)} there are; lower it or set 0 for all")
+            raise S10Error(f"{name}={n} asks for more images than the {len(self)} there are; lower it or set 0 for all")
         keep = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
         return Split(self.images[keep], self.labels[keep])
 
@@ -58,13 +49,13 @@ class Split:
         """(rest, held): `n` images held out, the same number from every class, drawn by `seed`."""
         classes = len(CLASSES)
         if n % classes or not 0 < n < len(self):
-            raise DataError(f"S10_VALIDATION={n} must be a multiple of {classes} (the same number of images "
+            raise S10Error(f"S10_VALIDATION={n} must be a multiple of {classes} (the same number of images "
                             f"from every class) below {len(self)}; e.g. S10_VALIDATION=5000, or 0 for none")
         rng, held = np.random.default_rng(seed), []
         for label in range(classes):
             members = np.flatnonzero(self.labels == label)
             if len(members) <= n // classes:
-                raise DataError(f"S10_VALIDATION={n} asks for {n // classes} images of class {CLASSES[label]}, "
+                raise S10Error(f"S10_VALIDATION={n} asks for {n // classes} images of class {CLASSES[label]}, "
                                 f"which has {len(members)}; lower it")
             held.append(rng.choice(members, n // classes, replace=False))
         held = np.sort(np.concatenate(held))
@@ -86,10 +77,11 @@ def load_torchvision(download_dir, splits=("train", "test")):
         sets = [CIFAR10(download_dir, train=split == "train", download=True) for split in splits]
     except Exception as exc:  # URLError, socket errors, a broken archive...
         offline = isinstance(exc, (URLError, ConnectionError, TimeoutError, socket.gaierror))
-        raise DataError(
+        raise S10Error(
             f"could not download CIFAR-10 into {download_dir}/: "
             f"{'no network was reached' if offline else 'the download failed'} ({first_line(exc)}); "
-            f"set CIFAR10_ROOT to a local copy as an image folder (train/<class>/*.jpg, test/<class>/*.jpg)") from None
+            f"set CIFAR10_ROOT to a local copy as an image folder (train/<class>/*.jpg, test/<class>/*.jpg), "
+            f"or for make DATA_ARCHIVE to its .tar.gz") from None
     return tuple(Split(np.asarray(s.data, np.uint8), np.asarray(s.targets, np.int64)) for s in sets)
 
 
@@ -97,29 +89,23 @@ def list_image_folder(root):
     """{"train": [(path, label), ...], "test": [...]}, after checking the layout."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DataError(f"data folder {root} does not exist; {FOLDER_HINT} (or unset it to download CIFAR-10)")
+        raise S10Error(f"data folder {root} does not exist; {FOLDER_HINT} (or unset it to download CIFAR-10)")
     listing = {}
     for split in ("train", "test"):
         folder = root / split
         if not folder.is_dir():
-            raise DataError(f"{root} has no {split}/ folder; {FOLDER_HINT}")
-        found = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-        missing = [c for c in CLASSES if c not in found]
-        extra = [c for c in found if c not in CLASSES]
-        if missing:
-            raise DataError(f"{folder} lacks the class folder(s) {', '.join(missing)}; {FOLDER_HINT}")
-        if extra:
-            raise DataError(f"{folder} has folder(s) {', '.join(extra)} that are not CIFAR-10 classes; "
-                            f"move them out (the classes are {', '.join(CLASSES)})")
+            raise S10Error(f"{root} has no {split}/ folder; {FOLDER_HINT}")
+        found = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
+        if found != set(CLASSES):
+            raise S10Error(f"{folder} must hold a folder per class, no more: it lacks "
+                           f"{', '.join(sorted(set(CLASSES) - found)) or 'none'} and has "
+                           f"{', '.join(sorted(found - set(CLASSES))) or 'no other'}; {FOLDER_HINT}")
         listing[split] = []
         for label, name in enumerate(CLASSES):
             files = sorted(p for p in (folder / name).iterdir() if not p.name.startswith("."))
             if not files:
-                raise DataError(f"class folder {folder / name} is empty; put its images there")
-            for path in files:
-                if path.suffix.lower() not in IMAGE_SUFFIXES:
-                    raise DataError(f"{path} is not an image file; move it out of the data folder")
-                listing[split].append((path, label))
+                raise S10Error(f"class folder {folder / name} is empty; put its images there")
+            listing[split] += [(path, label) for path in files]
     return listing
 
 
@@ -133,7 +119,10 @@ def load_image_folder(root, cache_dir="data/cache", splits=("train", "test")):
     loaded = [found or _decode(listing[split]) for found, split in zip(loaded, splits)]
     for cache, split in zip(caches, loaded):
         if not cache.exists():
-            _save_atomic(cache, images=split.images, labels=split.labels)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            with open(cache.with_suffix(".tmp"), "wb") as f:  # renamed when complete: a kill leaves no cache
+                np.savez(f, images=split.images, labels=split.labels)
+            os.replace(cache.with_suffix(".tmp"), cache)
     return tuple(loaded)
 
 
@@ -158,168 +147,18 @@ def _read_cache(cache: Path):
 
 
 def _decode(files) -> Split:
+    """The images as RGB uint8 (grayscale, palette and RGBA converted); one line for a bad file."""
     images = np.empty((len(files), 32, 32, 3), np.uint8)
-    converted = 0
     for i, (path, _) in enumerate(files):
         try:
             with Image.open(path) as im:
-                im.load()
-                if im.mode != "RGB":
-                    converted += 1
-                    im = im.convert("RGB")
-                pixels = np.asarray(im)
+                pixels = np.asarray(im.convert("RGB"))
         except Exception as exc:
-            raise DataError(f"cannot read image {path} ({exc}); replace or delete it") from None
+            raise S10Error(f"cannot read image {path} ({first_line(exc)}); replace or delete it") from None
         if pixels.shape != (32, 32, 3):
-            raise DataError(f"image {path} is {pixels.shape[1]}x{pixels.shape[0]}, not 32x32; resize or delete it")
+            raise S10Error(f"image {path} is {pixels.shape[1]}x{pixels.shape[0]}, not 32x32; resize or delete it")
         images[i] = pixels
-    if converted:
-        warnings.warn(f"converted {converted} grayscale/palette/RGBA image(s) to RGB", stacklevel=2)
     return Split(images, np.array([label for _, label in files], np.int64))
-
-
-def _save_atomic(path: Path, **arrays):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(buffer.getbuffer())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-class CIFARDataset(Dataset):
-    """uint8 images, fetched a batch at a time (`__getitems__`) as (uint8 images (B, 32, 32, 3),
-    labels (B,)): augmented by `transform` (the train pipeline, on images padded once here by PAD),
-    or as stored without one (testing). Normalisation happens on the device (`normalise`).
-
-    With a `seed`, a batch is augmented from its own random stream, seeded by (seed, epoch, the
-    index of its first image); the shuffle hands the epoch over with each index (`EpochShuffle`), so
-    the crops, flips and holes of an epoch depend neither on the number of loader workers nor on
-    what ran before, and a run resumed at epoch e sees what a run that never stopped saw. Within a
-    batch the images draw one after another from that stream. Without a seed the pipeline's own
-    stream is used.
-    """
-
-    def __init__(self, split: Split, transform=None, seed=None):
-        self.transform, self.seed, self.labels = transform, seed, split.labels
-        self.images = split.images if transform is None else pad(split.images)
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitems__(self, keys):
-        """`keys`: image indices, or (epoch, index) pairs from EpochShuffle."""
-        epoch, indices = 0, keys
-        if len(keys) and isinstance(keys[0], tuple):
-            epoch, indices = keys[0][0], [i for _, i in keys]
-        indices = np.asarray(indices, np.int64)
-        labels = torch.from_numpy(self.labels[indices])
-        if self.transform is None:
-            return torch.from_numpy(self.images[indices]), labels
-        if self.seed is not None:
-            reseed(self.transform, (self.seed, epoch, int(indices[0])))
-        out = np.empty((len(indices), SIZE, SIZE, 3), np.uint8)
-        for k, i in enumerate(indices):
-            out[k] = self.transform(image=self.images[i])["image"]
-        return torch.from_numpy(out), labels
-
-    def __getitem__(self, key):
-        """One image: `key` an index or an (epoch, index) pair -> (uint8 (32, 32, 3), label)."""
-        x, y = self.__getitems__([key])
-        return x[0], y[0]
-
-    def original(self, i: int) -> np.ndarray:
-        """Image i as stored (without the padding added for training)."""
-        return self.images[i] if self.transform is None else self.images[i, PAD:-PAD, PAD:-PAD]
-
-
-class EpochShuffle(Sampler):
-    """A new random order every epoch, drawn from (seed, epoch) alone (`set_epoch`), like
-    DistributedSampler: an epoch's order does not depend on how many epochs ran in this process.
-    It yields (epoch, index) pairs, so the dataset in a worker knows the epoch without being told,
-    and training workers can live across epochs."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self):
-        return self.n
-
-    def __iter__(self):
-        order = np.random.default_rng((self.seed, self.epoch)).permutation(self.n)
-        return iter([(self.epoch, int(i)) for i in order])
-
-
-def as_batch(batch):
-    """The loader's collate function: CIFARDataset.__getitems__ returns whole batches already."""
-    return batch
-
-
-def seed_worker(worker_id: int) -> None:
-    """Reseed an unseeded dataset's augmentations in a worker from torch's per-worker seed.
-
-    Forked workers inherit one copy of the pipeline's random state, so without this every worker
-    would draw the same crops, flips and holes. (A seeded CIFARDataset reseeds per batch instead.)
-    """
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    transform = get_worker_info().dataset.transform
-    if transform is not None:
-        reseed(transform, seed)
-
-
-def auto_workers(device_type: str) -> int:
-    cores = os.cpu_count() or 1
-    if device_type == "cuda":
-        return min(8, cores)
-    return min(2, cores - 1)  # leave the cores to the model on a CPU
-
-
-def resolve_workers(cfg, device_type: str) -> int:
-    """The loader worker count of `cfg` (-1: chosen from the device and the cores)."""
-    return auto_workers(device_type) if cfg.workers < 0 else cfg.workers
-
-
-def make_loader(dataset, batch_size: int, train: bool, workers: int, device_type: str = "cpu", seed: int = 0,
-                persistent: bool = True):
-    """Training: shuffled by EpochShuffle(seed); testing: in order. Batches of uint8 images (see
-    CIFARDataset); workers persist across epochs (`persistent`) and pin memory for a GPU."""
-    return DataLoader(
-        dataset, batch_size=batch_size, sampler=EpochShuffle(len(dataset), seed) if train else None,
-        num_workers=workers, pin_memory=device_type == "cuda", collate_fn=as_batch,
-        persistent_workers=persistent and workers > 0,
-        worker_init_fn=seed_worker if workers > 0 else None)
-
-
-def as_trained(loader, epoch: int, i: int) -> np.ndarray:
-    """Training image i as `loader` draws it in `epoch`: uint8 (32, 32, 3). Its whole batch is
-    fetched again (the draws of a batch come from one stream), and image i taken out of it."""
-    sampler = loader.sampler
-    kept, sampler.epoch = sampler.epoch, epoch
-    try:
-        keys = list(sampler)
-    finally:
-        sampler.epoch = kept
-    start = [index for _, index in keys].index(i) // loader.batch_size * loader.batch_size
-    batch = keys[start:start + loader.batch_size]
-    images, _ = loader.dataset.__getitems__(batch)
-    return images[[index for _, index in batch].index(i)].numpy()
-
-
-normalise = Normaliser(MEAN, STD)  # uint8 NHWC batch -> the network's input on a device
-
-
-def to_device(x, y, device, memory_format=torch.contiguous_format):
-    """A loader's batch as the network takes it: images normalised into float32 NCHW (in
-    `memory_format`) and labels, both on `device`. Training, the LR range test, evaluation and
-    Grad-CAM all go through here."""
-    return normalise(x, device, memory_format), y.to(device, non_blocking=True)
 
 
 @dataclass
@@ -336,7 +175,8 @@ def load_data(cfg) -> CIFAR10:
 
     With `cfg.validation` > 0 that many training images (class-balanced, fixed by VALIDATION_SEED)
     are held out and returned as the evaluation split; the test set is not even read."""
-    source = f"image folder {cfg.data_root}" if cfg.data_root else "torchvision CIFAR-10"
+    root = str(Path(cfg.data_root).expanduser()).replace(str(Path.home()), "~", 1) if cfg.data_root else ""
+    source = f"image folder {root}" if root else "torchvision CIFAR-10"
     if cfg.validation:
         (full,) = load_cifar10(cfg.data_root, cfg.download_dir, cfg.cache_dir, splits=("train",))
         train, test = full.hold_out(cfg.validation)
@@ -355,12 +195,3 @@ def digest(*splits: Split) -> str:
         h.update(np.ascontiguousarray(split.images).data)
         h.update(np.ascontiguousarray(split.labels, np.int64).data)
     return h.hexdigest()
-
-
-def make_loaders(data: CIFAR10, cfg, device_type: str):
-    """(train_loader, test_loader): augmented and shuffled for training, plain for testing."""
-    workers = resolve_workers(cfg, device_type)
-    train_set = CIFARDataset(data.train, train_transforms(MEAN, cfg.cutout_p), seed=cfg.seed)
-    test_set = CIFARDataset(data.test)
-    return (make_loader(train_set, cfg.batch_size, True, workers, device_type, cfg.seed),
-            make_loader(test_set, cfg.batch_size, False, workers, device_type))

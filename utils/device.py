@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-
-class DeviceError(RuntimeError):
-    """The device asked for is not there; the message says what to do."""
+from utils.config import S10Error
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -20,7 +18,7 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("S10_DEVICE=cuda but torch sees no CUDA GPU here; run on a GPU machine or unset S10_DEVICE")
+        raise S10Error("S10_DEVICE=cuda but torch sees no CUDA GPU here; run on a GPU machine or unset S10_DEVICE")
     device = torch.device(name)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -182,12 +180,15 @@ def environment(device) -> dict:
                          "torchvision": torchvision.__version__, "albumentations": albumentations.__version__}}
 
 
-def describe(cfg, device, precision, workers) -> str:
-    """Versions, device and precision of this run, for the record at the top of the notebook."""
+def describe(cfg, device, workers) -> str:
+    """Versions and device of this execution, for the set-up lines at the top of the notebook."""
     env = environment(device)
     name = env["device_name"] if device.type == "cuda" else f"{env['device_name']}, {env['threads']} threads"
-    dtype = precision.name + (" with loss scaling" if precision.scaler.is_enabled() else "")
-    dtype += f" ({precision.reason})" if precision.reason else ""
     versions = ", ".join(f"{library} {version}" for library, version in env["versions"].items())
-    return (f"{versions}\n"
-            f"device {device} ({name}), precision {dtype}, loader workers {workers}, seed {cfg.seed}")
+    return f"{versions}\ndevice {device} ({name}), loader workers {workers}, seed {cfg.seed}"
+
+
+def precision_line(precision) -> str:
+    """e.g. "bf16 channels_last (AVX-512 BF16: bf16 is faster on this CPU)"."""
+    loss_scaling = " with loss scaling" if precision.scaler.is_enabled() else ""
+    return precision.name + loss_scaling + (f" ({precision.reason})" if precision.reason else "")

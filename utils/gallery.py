@@ -1,6 +1,6 @@
-"""What the trained network gets right and wrong: scores per class, the confusion matrix, the most
-confident mistakes, and Grad-CAM maps (pytorch-grad-cam) of where it looked. Numbers only; the
-figures are drawn by utils/plots.py."""
+"""What the trained network gets right and wrong, in numbers and tables: the result of a run and of
+every seed, scores per class, the confusion matrix, the most confident mistakes, and Grad-CAM maps
+(pytorch-grad-cam) of where it looked. The figures are drawn by utils/plots.py."""
 from dataclasses import dataclass
 
 import numpy as np
@@ -8,7 +8,8 @@ import torch
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from utils.data import CLASSES, normalise
+from utils.data import CLASSES
+from utils.loaders import normalise
 
 
 @dataclass
@@ -46,6 +47,17 @@ def per_class_table(matrix: np.ndarray) -> str:
     total = matrix.sum()
     lines.append(f"{'all':<11}{np.trace(matrix):>9,} / {total:<6,}{100 * np.trace(matrix) / max(total, 1):>9.1f}%")
     return "\n".join(lines)
+
+
+def percent(p: float) -> str:
+    """A probability as a percentage with the decimals that tell it from 100%: 0.6 -> "60%",
+    0.99912 -> "99.91%", 0.99998 -> "99.998%" (a whole-percent rounding would call both "100%");
+    closer to 1 than 1e-6: ">99.9999%"."""
+    gap = 1.0 - float(p)
+    if gap < 1e-6:
+        return ">99.9999%"
+    decimals = max(0, int(np.ceil(-np.log10(gap))) - 2)
+    return f"{100 * p:.{decimals}f}%"
 
 
 def most_confident_mistakes(pred: Predictions, n: int = 20) -> np.ndarray:
@@ -91,3 +103,59 @@ def grad_cam(model, layer, images: np.ndarray, classes, method=GradCAM) -> np.nd
     finally:
         model.train(was_training)
     return np.clip(maps, 0.0, 1.0)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def seconds_per_epoch(history) -> float:
+    """The median of the run's epoch times (train + test): the one figure this project quotes as
+    "seconds per epoch"; epochs slowed by other work on the machine move it little."""
+    return float(np.median([row["seconds"] for row in history]))
+
+
+def results_table(history, info: dict, found, resumes: int, eval_name="test") -> str:
+    """The run's result in a few lines: final-epoch test (or validation) accuracy first."""
+    last = history[-1]
+    best = max(history, key=lambda row: row["test_acc"])
+    seconds = [row["seconds"] for row in history]
+    rows = [
+        (f"{eval_name} accuracy, final epoch", f"{100 * last['test_acc']:.2f}% (epoch {last['epoch']}/{len(history)})"),
+        ("best epoch (information only)", f"{100 * best['test_acc']:.2f}% (epoch {best['epoch']})"),
+        *([("EMA of the weights, final epoch", f"{100 * last['ema_acc']:.2f}% (beside the plain weights)")]
+          if "ema_acc" in last else []),
+        ("train accuracy, final epoch", f"{100 * last['train_acc']:.2f}%"),
+        ("seconds per epoch", f"{seconds_per_epoch(history):.0f} (median of {plural(len(seconds), 'epoch')}, "
+                              f"train + {eval_name}; {sum(seconds) / 60:.0f} min in all)"),
+        ("device", f"{info.get('device', '?')} ({info.get('device_name', '?')}), {info.get('threads', '?')} threads, "
+                   f"{plural(info['workers'], 'loader worker') if 'workers' in info else '? loader workers'}"),
+        ("precision", info.get("precision", "?")),
+        ("data", info.get("data_source", "?")),
+        ("LRMIN / LRMAX", f"{found.lr_min:.2e} / {found.lr_max:.2e} (loss minimum at {found.lr_at_min:.2e})"),
+        ("resumed", "never" if resumes == 0 else "once" if resumes == 1 else f"{resumes} times"),
+    ]
+    width = max(31, max(len(name) for name, _ in rows) + 2)
+    return "\n".join(f"{name:<{width}}{value}" for name, value in rows)
+
+
+def seeds_table(records, target=0.90) -> str:
+    """One line per published run (LR range test, final-epoch and best test accuracy, seconds per
+    epoch, device), then the mean +- sample standard deviation and the minimum of the final-epoch
+    accuracies. `records`: as utils.run.read_records reads them."""
+    lines = [f"{'seed':>4}  {'LRMAX / LRMIN':<19}  {'final epoch':<19}  {'best (info only)':<17}  "
+             f"{'s/epoch':>7}  device, precision"]
+    for r in records:
+        rows, lr = r["history"], r["lr_test"]
+        final = f"{100 * rows[-1]['test_acc']:.2f}% (epoch {len(rows)})"
+        best = max(rows, key=lambda row: row["test_acc"])
+        best = f"{100 * best['test_acc']:.2f}% (epoch {best['epoch']})"
+        lines.append(f"{r['settings']['seed']:>4}  {lr['lr_max']:.2e} / {lr['lr_min']:.2e}  {final:<19}  "
+                     f"{best:<17}  {seconds_per_epoch(rows):>7.0f}  {r['device']} ({r['device_name']}), {r['precision']}")
+    if records:
+        accs = 100 * np.array([r["history"][-1]["test_acc"] for r in records])
+        spread = f" +- {accs.std(ddof=1):.2f} (sample std)" if len(accs) > 1 else ""
+        lines.append(f"final-epoch test accuracy over {plural(len(accs), 'finished run')}: mean {accs.mean():.2f}%{spread}, "
+                     f"min {accs.min():.2f}%; {int((accs >= 100 * target).sum())} of {len(accs)} reached "
+                     f"{100 * target:.0f}%")
+    return "\n".join(lines)

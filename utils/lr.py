@@ -26,26 +26,29 @@ exercise reached 93% on the original data with Adam peaks from 2e-3 to 1.8e-2. L
 the peak lets the last epochs settle.
 """
 import contextlib
+import functools
 import io
 import time
 import warnings
 from dataclasses import dataclass
+from unittest import mock
 
 import numpy as np
 import torch
 from torch.optim.lr_scheduler import OneCycleLR
 from tqdm import TqdmExperimentalWarning
 
-from utils.data import to_device
+from utils.config import S10Error
+from utils.loaders import to_device
 
 with warnings.catch_warnings():  # torch-lr-finder imports tqdm.autonotebook, which warns in notebooks
     warnings.simplefilter("ignore", TqdmExperimentalWarning)
-    from torch_lr_finder import LRFinder
+    from torch_lr_finder import LRFinder, lr_finder
     from torch_lr_finder.lr_finder import TrainDataLoaderIter
 
 
 class OnDevice(TrainDataLoaderIter):
-    """The loader's uint8 batches as training feeds them to the network (`utils.data.to_device`)."""
+    """The loader's uint8 batches as training feeds them to the network (`utils.loaders.to_device`)."""
 
     def __init__(self, loader, device, memory_format):
         super().__init__(loader)
@@ -53,10 +56,6 @@ class OnDevice(TrainDataLoaderIter):
 
     def inputs_labels_from_batch(self, batch):
         return to_device(*batch, self.device, self.memory_format)
-
-
-class LRFinderError(RuntimeError):
-    """The range test gave no usable learning rate."""
 
 
 @dataclass
@@ -83,7 +82,7 @@ def loss_onset(lrs, losses, best: int) -> float:
     """The LR at which the smoothed loss starts to fall (the rule of this module's docstring)."""
     fallen = np.flatnonzero(losses[:best + 1] <= losses[0] - 0.1 * (losses[0] - losses[best]))
     if fallen[0] < len(losses) // 10:
-        raise LRFinderError(f"the loss already falls in the first tenth of the LR range test (at LR {lrs[fallen[0]]:.2e}); "
+        raise S10Error(f"the loss already falls in the first tenth of the LR range test (at LR {lrs[fallen[0]]:.2e}); "
                             "lower S10_LR_FINDER_START so that the sweep starts where the loss does not move yet")
     return float(lrs[fallen[0]])
 
@@ -94,11 +93,11 @@ def pick_lrs(lrs, losses, max_divisor: float = 1.0, min_divisor: float = 100.0, 
     lrs, losses = np.asarray(lrs, float), np.asarray(losses, float)
     finite = np.isfinite(losses)
     if finite.sum() < 5:
-        raise LRFinderError("the LR range test has fewer than 5 finite losses; raise S10_LR_FINDER_ITERS "
+        raise S10Error("the LR range test has fewer than 5 finite losses; raise S10_LR_FINDER_ITERS "
                             "or lower S10_LR_FINDER_START")
     best = int(np.argmin(np.where(finite, losses, np.inf)))
     if best < 0.1 * len(losses):
-        raise LRFinderError(f"the loss never fell during the LR range test (lowest at the start, LR {lrs[best]:.2e}); "
+        raise S10Error(f"the loss never fell during the LR range test (lowest at the start, LR {lrs[best]:.2e}); "
                             "lower S10_LR_FINDER_START or check the data and labels")
     if best == len(losses) - 1:
         warnings.warn(f"the loss was still falling at the last LR tested ({lrs[best]:.2e}); raise S10_LR_FINDER_END",
@@ -107,7 +106,7 @@ def pick_lrs(lrs, losses, max_divisor: float = 1.0, min_divisor: float = 100.0, 
     found_max = lrs[best] / max_divisor
     lr_min = onset if onset else (lr_max or found_max) / min_divisor
     if lr_min >= (lr_max or found_max):
-        raise LRFinderError(f"LRMIN {lr_min:.2e} is not below LRMAX {lr_max or found_max:.2e}; "
+        raise S10Error(f"LRMIN {lr_min:.2e} is not below LRMAX {lr_max or found_max:.2e}; "
                             "check S10_LR_MAX and S10_LR_MIN_RULE")
     return LRTest(lrs.tolist(), losses.tolist(), float(lrs[best]), float(lr_max or found_max), float(lr_min),
                   lr_onset=onset, fixed_max=bool(lr_max))
@@ -115,12 +114,13 @@ def pick_lrs(lrs, losses, max_divisor: float = 1.0, min_divisor: float = 100.0, 
 
 def lr_range_test(model, optimizer, loader, device, start_lr, end_lr, iters,
                   precision=None, max_divisor=1.0, min_divisor=100.0, label_smoothing=0.0, lr_max=0.0,
-                  min_rule="ratio") -> LRTest:
+                  min_rule="ratio", progress=True) -> LRTest:
     """Sweep the LR exponentially (Adam as given, the training loss: cross-entropy with `label_smoothing`)
     from `start_lr` to `end_lr` over `iters` batches, in the training's `precision` (a
     utils.device.Precision: autocast dtype, and loss scaling exactly when training scales), then
     restore model and optimizer (`LRFinder.reset`) and pick LRMAX and LRMIN by `pick_lrs` (with
-    `lr_max` > 0 LRMAX is that, and the sweep still runs: for its plot and, by `min_rule`, LRMIN)."""
+    `lr_max` > 0 LRMAX is that, and the sweep still runs: for its plot and, by `min_rule`, LRMIN).
+    `progress` False hides the library's progress bar."""
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     amp = {}
     if precision is not None and precision.dtype is not None:
@@ -131,7 +131,8 @@ def lr_range_test(model, optimizer, loader, device, start_lr, end_lr, iters,
     printed = io.StringIO()  # the library prints advice meant for its own plot(); keep it out of the notebook
     start = time.perf_counter()
     try:
-        with contextlib.redirect_stdout(printed):
+        bar = functools.partial(lr_finder.tqdm, disable=not progress)
+        with contextlib.redirect_stdout(printed), mock.patch.object(lr_finder, "tqdm", bar):
             finder.range_test(batches, start_lr=start_lr, end_lr=end_lr, num_iter=iters, step_mode="exp")
     finally:
         finder.reset()

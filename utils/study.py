@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.checkpoint import setting_changes
+from utils.config import Settings
 
 
 def read_study(folder="runs/study", first="baseline") -> list:
@@ -26,7 +26,7 @@ def read_study(folder="runs/study", first="baseline") -> list:
         info = json.loads(path.read_text())
         rows = info.get("history", [])
         finished = bool(rows) and len(rows) == info["settings"]["epochs"]
-        records[path.stem] = {"name": path.stem, "settings": info["identity"]["settings"],
+        records[path.stem] = {"name": path.stem, "settings": Settings(**info["settings"]).result(),
                               "lr_test": info.get("lr_test") or {}, "epochs_done": len(rows),
                               "epochs": info.get("epochs") or info["settings"]["epochs"],
                               "final": rows[-1]["test_acc"] if finished else None,
@@ -36,7 +36,8 @@ def read_study(folder="runs/study", first="baseline") -> list:
         return list(records.values())
     base = records[first]["settings"]
     for record in records.values():
-        record["changes"] = setting_changes(base, record["settings"])
+        record["changes"] = [f"S10_{name.upper()} {base[name]!r} -> {value!r}"
+                             for name, value in record["settings"].items() if value != base[name]]
     return [records[first]] + [r for name, r in records.items() if name != first]
 
 

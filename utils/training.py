@@ -3,7 +3,6 @@
 Gets model, loaders, optimizer, scheduler, device and precision (utils/device.py) as arguments;
 draws nothing (no matplotlib here).
 """
-import os
 import random
 import time
 
@@ -13,8 +12,8 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from utils.checkpoint import Checkpoint, CheckpointError, shown  # noqa: F401  (CheckpointError: part of this API)
-from utils.data import normalise, to_device
+from utils.config import S10Error
+from utils.loaders import normalise, to_device
 
 
 def seed_everything(seed: int) -> None:
@@ -62,7 +61,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision, prog
                     check_every=20, criterion=F.cross_entropy, ema=None) -> dict:
     """One pass over `loader`, one optimizer and scheduler step per batch (and `ema` update).
 
-    Returns mean loss, accuracy and the LR of every step. A non-finite loss raises DivergenceError
+    Returns mean loss, accuracy and the LR of every step. A non-finite loss raises S10Error
     naming the epoch, step and LR; it is tracked on the device and read every `check_every` steps,
     so the loop does not wait for the accelerator after each batch.
     """
@@ -86,14 +85,10 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision, prog
     return {"loss": loss_sum.item() / seen, "acc": correct.item() / seen, "lrs": lrs}
 
 
-class DivergenceError(RuntimeError):
-    """The training loss became NaN or infinite."""
-
-
 def _check_finite(first_bad, epoch, lrs):
     step = int(first_bad)
     if step >= 0:
-        raise DivergenceError(f"training diverged: the loss became NaN/inf at epoch {epoch}, step {step + 1} "
+        raise S10Error(f"training diverged: the loss became NaN/inf at epoch {epoch}, step {step + 1} "
                               f"(LR {lrs[step]:.2e}); lower the peak LR (raise S10_LR_MAX_DIVISOR) and start over")
 
 
@@ -122,34 +117,24 @@ def evaluate(model, loader, device, precision, progress=False) -> dict:
             "acc": (logits.argmax(1) == labels).float().mean().item()}
 
 
-def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, precision,
-        checkpoint=None, resume=True, progress=True, log=print, criterion=F.cross_entropy,
-        eval_name="test", ema=None) -> list:
+def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, precision, run=None,
+        progress=True, log=print, criterion=F.cross_entropy, eval_name="test", ema=None) -> list:
     """Train for `epochs` epochs; return the history, one dict per epoch.
 
-    `checkpoint` (a Checkpoint, a path for one, or a TrainedRun that only restores) is written after every epoch; an existing one
-    is loaded first (with `resume`) and training continues after its last finished epoch. `criterion`
-    is the training loss; `test_loader` is scored with plain cross-entropy and named `eval_name`
-    ("test", or "validation" for a held-out split) in the epoch lines; the history calls it "test"
-    either way. Every
-    epoch of the run is printed, those trained by an earlier execution marked `*`. Each epoch's
-    shuffle and augmentation come from (seed, epoch) (`set_epoch`), so a resumed run ends with the
-    weights of one that never stopped. A diverging epoch raises DivergenceError before anything
-    is written, so the last good checkpoint stays.
+    `run` (utils.run.Run) is saved after every epoch; what it holds is restored first and training
+    continues after its last finished epoch, its earlier epochs listed first (a TrainedRun only
+    restores). Each epoch's shuffle and augmentation come from (seed, epoch) (`set_epoch`), so a
+    resumed run ends with the weights of one that never stopped. A diverging epoch raises before
+    anything is saved. `criterion` is the training loss; `test_loader` is scored with plain
+    cross-entropy, named `eval_name` in the epoch lines. `ema` (`make_ema`) is updated every step,
+    saved with the run and scored after every epoch beside the plain weights (`ema_loss`, `ema_acc`).
     """
-    if isinstance(checkpoint, (str, os.PathLike)):
-        checkpoint = Checkpoint(checkpoint, resume=resume)
-    history = checkpoint.restore(model, optimizer, scheduler, precision.scaler, ema) if checkpoint else []
-    resumes = checkpoint.resumes if checkpoint else 0
+    history = run.restore(model, optimizer, scheduler, precision.scaler, ema) if run else []
+    resumes = run.resumes + (0 < len(history) < epochs) if run else 0
     if history:
-        resumes += len(history) < epochs
-        resumed = {0: "never resumed", 1: "resumed once"}.get(resumes, f"resumed {resumes} times")
-        state = (f"continued after epoch {len(history)} (resume {resumes})" if len(history) < epochs
-                 else f"complete ({len(history)} epochs, {resumed}); nothing left to train")
-        log(f"run in {shown(checkpoint.path)} {state}; * = epochs trained by an earlier execution "
-            "(before an interruption), shown from the run's checkpoint")
+        log(run.heading(epochs))
         for row in history:
-            log(format_epoch(row, epochs, eval_name) + "  *")
+            log(format_epoch(row, epochs, eval_name) + run.mark)
     for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
         set_epoch(train_loader, epoch)
@@ -163,8 +148,8 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
                         **{f"ema_{key}": value for key, value in averaged.items()},
                         "seconds": time.perf_counter() - start, "execution": resumes + 1})
         log(format_epoch(history[-1], epochs, eval_name))
-        if checkpoint:
-            checkpoint.save_epoch(model, optimizer, scheduler, precision.scaler, history, resumes, epochs, ema)
+        if run:
+            run.save_epoch(model, optimizer, scheduler, precision.scaler, history, resumes, epochs, ema)
     return history
 
 

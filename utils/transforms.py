@@ -2,7 +2,7 @@
 
 Train, per image: reflect-101 padding by PAD on each side (done once for the whole array, `pad`)
 -> a random 32x32 crop (offsets 0..2*PAD each way) -> a horizontal flip half of the time -> one
-HOLE x HOLE hole, wholly inside the image, filled with the data-set mean colour. The pipeline
+square hole (8x8 by default), wholly inside the image, filled with the data-set mean colour. The pipeline
 returns uint8 HWC images; `normalise` turns a batch of them into the network's float input on the
 device (training, range test, evaluation and Grad-CAM alike). Test images are only normalised.
 
@@ -22,7 +22,6 @@ import torch  # noqa: E402
 from albumentations.augmentations.dropout.functional import cutout  # noqa: E402
 
 PAD = 4     # pixels of padding on each side before the random crop
-HOLE = 8    # side of the square cutout hole, pixels
 SIZE = 32   # side of a CIFAR-10 image, pixels
 
 
@@ -62,16 +61,24 @@ class OneHole(A.CoarseDropout):
         return cutout(img, holes, self.fill, self.random_generator)
 
 
-def train_transforms(mean, cutout_p: float = 1.0, seed=None) -> A.Compose:
-    """The per-image train pipeline on padded uint8 images (see `pad`): crop, flip, hole -> uint8 HWC."""
+def train_transforms(mean, cutout_p: float = 1.0, seed=None, hole: int = 8) -> A.Compose:
+    """The per-image train pipeline on padded uint8 images (see `pad`): crop, flip, a `hole` x `hole`
+    cutout (none if 0) -> uint8 HWC."""
     fill = tuple(int(round(255 * m)) for m in mean)  # the mean colour in pixel units (0..255)
     transform = A.Compose([
         A.RandomCrop(SIZE, SIZE),
         A.HorizontalFlip(p=0.5),
-        OneHole(HOLE, fill, p=cutout_p),
+        *([OneHole(hole, fill, p=cutout_p)] if hole else []),
     ], strict=True)
     reseed(transform, seed)
     return transform
+
+
+def describe(transform: A.Compose) -> str:
+    """What the train pipeline does, for figure titles: "pad 4 (reflect) + random crop 32, flip, 8x8 cutout"."""
+    hole = next((t for t in transform.transforms if isinstance(t, OneHole)), None)
+    cutout = "no cutout" if hole is None else f"{hole.size}x{hole.size} cutout" + (f" (p {hole.p:g})" if hole.p < 1 else "")
+    return f"pad {PAD} (reflect) + random crop {SIZE}, flip, {cutout}"
 
 
 def reseed(transform: A.Compose, seed) -> None:

@@ -1,0 +1,197 @@
+"""The run on disk: every execution writes only into its own run folder; the same run continues
+there; the committed results change only when you publish a full run.
+
+A run folder, `<runs_dir>/<name>`, is named by what changes the result: the seed, the settings that
+differ from the defaults, and a hash of those with the data and the code training runs. Executed
+again with the same settings, data and code, the notebook finds the same folder and continues after
+its last finished epoch; change any of them and it is a new run in a new folder. In the folder:
+`checkpoint.pt` (after the range test and every epoch, written atomically), `record.json` (the
+settings, the machine, the range test and one row per epoch), `weights.pt` (the final weights),
+`images/` and, from `make`, the executed notebook. `publish` copies a finished run of the
+assignment's settings into runs/, images/ and S10.ipynb: the one step that changes committed results.
+"""
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import torch
+
+from utils.config import S10Error, Settings, first_line
+from utils.device import environment, pick_precision, precision_line
+from utils.lr import LRTest
+from utils.weights import TrainedRun, read_record
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE = ("models/resnet.py", "utils/data.py", "utils/transforms.py", "utils/lr.py", "utils/training.py")
+RECIPE = Settings(seed=0).result()  # the assignment's settings but the seed
+
+
+def code_hash() -> str:
+    """Which code trains: the bytes of the files in CODE (an edit there is a new run)."""
+    digest = hashlib.sha1()
+    for name in CODE:
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def run_name(cfg, data_digest: str) -> str:
+    """e.g. "seed1,epochs=2,train_subset=1024-3fa2c1d0": the seed, the changed settings, a hash of all."""
+    result = cfg.result()
+    changed = [f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+               for name, value in result.items() if name != "seed" and value != RECIPE[name]]
+    key = json.dumps({"settings": result, "data": data_digest, "code": code_hash()}, sort_keys=True)
+    name = f"seed{cfg.seed}"
+    for item in changed:  # whole items only, up to about 80 characters; the hash tells the rest apart
+        name += f",{item}" if len(name) + len(item) < 80 else ",..."
+        if name.endswith("..."):
+            break
+    return f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
+def write_atomic(path: Path, write) -> None:
+    """`write(file)` into a temporary file, then renamed over `path`: a kill leaves the old file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def shown(path) -> str:
+    """`path` relative to the working directory when inside it, else with the home folder as ~."""
+    path = Path(path).expanduser().resolve()
+    for base, prefix in ((Path.cwd().resolve(), ""), (Path.home().resolve(), "~/")):
+        if path.is_relative_to(base):
+            return prefix + str(path.relative_to(base))
+    return str(path)
+
+
+class Run:
+    """One run folder (see the module's docstring): what the notebook reads and writes of a run."""
+
+    mark = "  *"
+
+    def __init__(self, folder, info=None, precision=None):
+        self.folder, self.info, self.precision = Path(folder), info or {}, precision
+        self.figures = str(self.folder / "images")
+        self.checkpoint = self.folder / "checkpoint.pt"
+        self.state = {}
+        if self.checkpoint.exists():
+            try:
+                self.state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise S10Error(f"{shown(self.checkpoint)} is unreadable ({first_line(exc)}); delete "
+                               f"{shown(self.folder)} to start this run over") from None
+
+    @property
+    def history(self) -> list:
+        return list(self.state.get("history", []))
+
+    @property
+    def resumes(self) -> int:
+        return self.state.get("resumes", 0)
+
+    def range_test(self, sweep, log=print) -> LRTest:
+        """The run's LR range test: the stored one if there is one, else `sweep()`, stored at once."""
+        if "lr_test" in self.state:
+            found = LRTest(**self.state["lr_test"])
+            log(f"LR range test of this run (stored, not swept again): {found}")
+            return found
+        found = sweep()
+        self._save(lr_test=dataclasses.asdict(found))
+        log(f"LR range test (stored in {shown(self.folder)}): {found}")
+        return found
+
+    def restore(self, model, optimizer, scheduler, scaler, ema=None) -> list:
+        """Load the training state after the last finished epoch; return the history ([] if none)."""
+        if "model" not in self.state:
+            return []
+        for obj, key in ((model, "model"), (optimizer, "optimizer"), (scheduler, "scheduler"), (scaler, "scaler"),
+                         (ema, "ema")):
+            if obj is not None:
+                obj.load_state_dict(self.state[key])
+        torch.set_rng_state(self.state["torch_rng"])
+        return self.history
+
+    def heading(self, epochs: int) -> str:
+        done = len(self.history)
+        state = f"continued after epoch {done}" if done < epochs else "complete; nothing left to train"
+        return f"run {shown(self.folder)} {state}; * = trained by an earlier execution, shown from its checkpoint"
+
+    def save_epoch(self, model, optimizer, scheduler, scaler, history, resumes, epochs, ema=None) -> None:
+        self._save(model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                   scaler=scaler.state_dict(), ema=ema.state_dict() if ema is not None else None,
+                   torch_rng=torch.get_rng_state(), history=history, resumes=resumes)
+        if len(history) == epochs:
+            weights = {name: value.detach().float().cpu() if value.is_floating_point() else value.cpu()
+                       for name, value in model.state_dict().items()}
+            write_atomic(self.folder / "weights.pt", lambda f: torch.save(weights, f))
+
+    def _save(self, **parts) -> None:
+        self.state.update(parts, precision=self.precision.name)
+        write_atomic(self.checkpoint, lambda f: torch.save(self.state, f))
+        rows = [{key: value for key, value in row.items() if key != "lrs"} for row in self.state.get("history", [])]
+        record = {**self.info, "lr_test": self.state.get("lr_test"), "resumes": self.state.get("resumes", 0),
+                  "history": rows}
+        write_atomic(self.folder / "record.json", lambda f: f.write(json.dumps(record, indent=1).encode()))
+
+
+def open_run(cfg, data, device, workers, log=print):
+    """The run `cfg` asks for on `data`: the trained one in `cfg.weights`, else its run folder, new or
+    continued (in the precision it started in). Says which, in one line."""
+    if cfg.weights:
+        run = TrainedRun(cfg.weights, cfg.runs_dir, pick_precision(device, cfg.amp, cfg.channels_last))
+        log(f"weights {cfg.weights}: seed {cfg.seed}, {len(run.history)} epochs; figures in {shown(run.figures)}")
+        return run
+    run = Run(Path(cfg.runs_dir).expanduser() / run_name(cfg, data.digest))
+    run.precision = pick_precision(device, cfg.amp, cfg.channels_last, keep=run.state.get("precision"))
+    run.info = {"settings": dataclasses.asdict(cfg) | {"data_root": shown(cfg.data_root) if cfg.data_root else None},
+                "code": code_hash(), "code_commit": git_commit(), "data": data.digest, "data_source": data.source,
+                "evaluated_on": data.eval_name, "device": device.type, **environment(device),
+                "precision": run.precision.name, "workers": workers, "epochs": cfg.epochs}
+    state = f"{len(run.history)} of {cfg.epochs} epochs done" if run.history else "new"
+    log(f"run folder {shown(run.folder)} ({state}), precision {precision_line(run.precision)}")
+    return run
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def read_records(folder="runs") -> list:
+    """The published runs in `folder` (runs/s10-seed<n>.json), by seed."""
+    records = [{**json.loads(path.read_text()), "path": str(path)} for path in Path(folder).glob("s10-seed*.json")]
+    return sorted(records, key=lambda record: record["settings"]["seed"])
+
+
+def publish(folder, root=ROOT) -> str:
+    """Copy the finished run in `folder`, of the assignment's settings on all of CIFAR-10, into
+    runs/s10-seed<n>.json/.pt, images/ and (if executed by `make`) S10.ipynb; returns what it did."""
+    folder = Path(folder)
+    record = read_record(folder / "record.json")
+    cfg, done = record["settings"], len(record["history"])
+    changed = [f"S10_{name.upper()}" for name, value in RECIPE.items() if name != "seed" and cfg[name] != value]
+    if changed or done != cfg["epochs"]:
+        why = ", ".join(changed) or f"{done} of {cfg['epochs']} epochs"
+        raise S10Error(f"{shown(folder)} is not a finished run of the assignment's settings ({why}); "
+                       "only such a run is published")
+    seed = cfg["seed"]
+    shutil.copyfile(folder / "record.json", root / "runs" / f"s10-seed{seed}.json")
+    shutil.copyfile(folder / "weights.pt", root / "runs" / f"s10-seed{seed}.pt")
+    for png in sorted((folder / "images").glob("*.png")):
+        shutil.copyfile(png, root / "images" / png.name)
+    if (folder / "S10.ipynb").is_file():
+        shutil.copyfile(folder / "S10.ipynb", root / "S10.ipynb")
+    return f"published seed {seed}: runs/s10-seed{seed}.json/.pt, images/" + \
+        (" and S10.ipynb" if (folder / "S10.ipynb").is_file() else "")
