@@ -20,10 +20,9 @@ import torch
 
 from models import CustomResNet
 from utils.config import S10Error, Settings
-from benchmarks.reference_loader import reference_loader
-from utils.data import MEAN, STD, Split
-from utils.loaders import CIFARDataset, auto_workers, make_loader, to_device
-from utils.device import Precision, cpu_has_bf16, cpu_model, cpu_name, pick_device, pick_precision
+from utils.data import Split
+from utils.loaders import CIFARDataset, make_loader, resolve_workers
+from utils.device import Precision, cpu_has_amx, cpu_has_bf16, cpuinfo, pick_device, pick_precision
 from utils.training import evaluate, make_optimizer, train_one_epoch, train_step
 from utils.transforms import train_transforms
 
@@ -85,7 +84,7 @@ def precision_configs(device) -> list:
 
 
 def train_loader(split, batch, workers, device_type):
-    return make_loader(CIFARDataset(split, train_transforms(MEAN), seed=0), batch, True, workers, device_type)
+    return make_loader(CIFARDataset(split, train_transforms(), seed=0), batch, True, workers, device_type)
 
 
 def pipeline_rate(loader, device, precision, epochs=2) -> float:
@@ -97,10 +96,7 @@ def pipeline_rate(loader, device, precision, epochs=2) -> float:
             loader.sampler.set_epoch(epoch)
         start = time.perf_counter()
         for x, y in loader:
-            if x.dtype == torch.uint8:
-                x, y = to_device(x, y, device, precision.memory_format)
-            else:
-                x, y = x.to(device, memory_format=precision.memory_format), y.to(device)
+            x, y = x.to(device, memory_format=precision.memory_format), y.to(device)
         sync()
     return len(loader.dataset) / (time.perf_counter() - start)
 
@@ -120,9 +116,14 @@ def main(argv=None):
     default = pick_precision(device, cfg.amp, cfg.channels_last)
     batch = 16 if args.quick else cfg.batch_size
     steps = args.steps or (1 if args.quick else (20 if device.type == "cuda" else 3))
+    cpu = cpuinfo()
+    features = "AMX" if cpu_has_amx() else "AVX-512 BF16" if cpu_has_bf16() else "no native bf16"
     rows, info = [], {
-        "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu: {cpu_name() or platform.machine()}",
-        "cpu_model": cpu_model(), "threads": torch.get_num_threads(), "cores": os.cpu_count(), "torch": torch.__version__,
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else
+        f"cpu: {cpu.get('model name') or platform.machine()}",
+        "cpu_model": f"{cpu.get('vendor_id', '?')} family {cpu.get('cpu family', '?')} model {cpu.get('model', '?')}, "
+                     f"{features}",
+        "threads": torch.get_num_threads(), "cores": os.cpu_count(), "torch": torch.__version__,
         "native_bf16_cpu": cpu_has_bf16(), "batch": batch, "steps": steps,
         "default_precision": str(default.dtype or "fp32"), "channels_last": default.channels_last,
         "picked_precision": default.name, "picked_because": default.reason}
@@ -142,9 +143,8 @@ def main(argv=None):
     default_name = config_name(default)
     print(f"the notebook picks {default.name} here ({default.reason})", flush=True)
 
-    # 2. the data pipeline alone, up to normalised batches on this device: first today's loader
-    #    against the one it replaced (the reference), on one core (0 workers, one thread), then
-    #    today's at several worker counts
+    # 2. the data pipeline alone, up to normalised batches on this device: on one core (0 workers,
+    #    one thread), then at several worker counts
     n = batch * steps
     rng = np.random.default_rng(0)
     split = Split(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n))
@@ -153,20 +153,17 @@ def main(argv=None):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        reference = pipeline_rate(reference_loader(pipeline_split, MEAN, STD, batch), device, default)
-        add("data pipeline", "reference loader (the committed runs'), workers=0, 1 thread", reference)
-        ours = pipeline_rate(train_loader(pipeline_split, batch, 0, device.type), device, default)
-        add("data pipeline", "workers=0, 1 thread", ours, speedup=round(ours / reference, 2))
+        add("data pipeline", "workers=0, 1 thread",
+            pipeline_rate(train_loader(pipeline_split, batch, 0, device.type), device, default))
     finally:
         torch.set_num_threads(threads)
-    info["loader_speedup_per_core"] = round(ours / reference, 2)
-    for workers in sorted({1, 2, auto_workers(device.type)}):
+    for workers in sorted({1, 2, resolve_workers(Settings(), device.type)}):
         loader = train_loader(pipeline_split, batch, workers, device.type)
         add("data pipeline", f"workers={workers}", pipeline_rate(loader, device, default))
 
     # 3. the real training loop (workers chosen as in the notebook), interleaved with the model-only
     #    step on the same model, `rounds` times, so that both see the same machine state; medians.
-    workers = auto_workers(device.type) if cfg.workers < 0 else cfg.workers
+    workers = resolve_workers(cfg, device.type)
     train = train_loader(split, batch, workers, device.type)
     model = CustomResNet().to(device, memory_format=default.memory_format)
     optimizer = make_optimizer(model, 1e-4, 0.0, device)

@@ -24,6 +24,7 @@ class HangMidEpoch:
 
     def __init__(self, loader, hang_at, flag):
         self.loader, self.hang_at, self.flag, self.epoch = loader, hang_at, flag, 0
+        self.sampler = loader.sampler
 
     def __len__(self):
         return len(self.loader)

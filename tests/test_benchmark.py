@@ -16,9 +16,7 @@ def test_quick_benchmark_measures_every_part(tmp_path, monkeypatch):
     assert parts == {"model-only train step", "data pipeline", "real train loop", "model-only eval step", "real evaluate"}
     assert len([r for r in result["rows"] if r["part"] == "model-only train step"]) == 4
     pipelines = {r["config"] for r in result["rows"] if r["part"] == "data pipeline"}
-    assert pipelines >= {"reference loader (the committed runs'), workers=0, 1 thread", "workers=0, 1 thread",
-                         "workers=1", "workers=2"}
-    assert result["info"]["loader_speedup_per_core"] > 0  # today's loader against the reference, side by side
+    assert pipelines >= {"workers=0, 1 thread", "workers=1", "workers=2"}
     assert all(row["images_per_s"] > 0 for row in result["rows"])
     info = result["info"]
     assert info["threads"] >= 1 and info["torch"] and info["device"].startswith("cpu")

@@ -55,7 +55,7 @@ def test_amp_off_is_fp32_everywhere(monkeypatch):
 def fake_cpu(monkeypatch, native_bf16, amx, vendor):
     monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: native_bf16)
     monkeypatch.setattr(device_module, "cpu_has_amx", lambda: amx)
-    monkeypatch.setattr(device_module, "cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(device_module, "cpuinfo", lambda: {"vendor_id": vendor})
 
 
 # The machines measured (model-only training step, batch 512, channels_last, 2 cores): see cpu_prefers_bf16.

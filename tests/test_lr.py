@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from tests.fakedata import loaders, tiny_net
-from utils.config import S10Error
+from utils.config import S10Error, Settings
+from utils.device import Precision
 from utils.lr import lr_range_test, one_cycle, pick_lrs, planned_lrs
 
 EPOCHS, STEPS, PEAK = 24, 10, 5
@@ -33,17 +34,15 @@ def test_scheduler_allows_exactly_epochs_times_steps():
         sched.step()
 
 
-@pytest.mark.parametrize("cycle", [False, True])
-def test_beta1_is_cycled_only_when_asked(cycle):
+def test_the_schedule_leaves_adams_beta1_alone():
     opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-3)
-    sched = one_cycle(opt, 1e-2, 1e-3, EPOCHS, STEPS, PEAK, cycle_beta1=cycle)
+    sched = one_cycle(opt, 1e-2, 1e-3, EPOCHS, STEPS, PEAK)
     betas = set()
     for _ in range(EPOCHS * STEPS):
         betas.add(opt.param_groups[0]["betas"][0])
         opt.step()
         sched.step()
-    assert (len(betas) > 1) == cycle
-    assert cycle or betas == {0.9}
+    assert betas == {0.9}
 
 
 def curve(n=100, start=1e-5, end=1.0, best_lr=2.4e-2, noise_dip=True):
@@ -62,8 +61,8 @@ def test_rule_uses_the_loss_minimum_not_early_noise():
     best = lrs[np.argmin(losses)]
     assert found.lr_at_min == best
     assert found.lr_max == pytest.approx(best) and found.lr_min == pytest.approx(best / 100)  # the stated rule
-    custom = pick_lrs(lrs, losses, max_divisor=10, min_divisor=10)
-    assert custom.lr_max == pytest.approx(best / 10) and custom.lr_min == pytest.approx(best / 100)
+    custom = pick_lrs(lrs, losses, min_divisor=10)
+    assert custom.lr_max == pytest.approx(best) and custom.lr_min == pytest.approx(best / 10)
 
 
 def test_rule_ignores_nan_and_refuses_a_curve_that_never_falls():
@@ -101,7 +100,8 @@ def test_range_test_finds_lrs_in_range_and_restores_the_weights():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     opt_before = optimizer.state_dict()["param_groups"][0]["lr"]
     train, _ = loaders(n_train=40, batch_size=40)
-    found = lr_range_test(model, optimizer, train, torch.device("cpu"), start_lr=1e-5, end_lr=10, iters=60)
+    cfg = Settings(lr_finder_start=1e-5, lr_finder_end=10, lr_finder_iters=60, progress=False)
+    found = lr_range_test(model, optimizer, train, torch.device("cpu"), cfg, Precision())
     assert np.isfinite([found.lr_min, found.lr_max]).all()
     assert 1e-5 <= found.lr_min < found.lr_max <= 10
     for k, v in model.state_dict().items():
@@ -157,6 +157,6 @@ def test_the_range_test_shows_its_progress_bar_only_when_asked(capsys, progress)
     torch.manual_seed(0)
     model = tiny_net()
     train, _ = loaders(n_train=40, batch_size=40)
-    lr_range_test(model, torch.optim.Adam(model.parameters()), train, torch.device("cpu"), 1e-5, 1.0, 30,
-                  progress=progress)
+    cfg = Settings(lr_finder_start=1e-5, lr_finder_end=1.0, lr_finder_iters=30, progress=progress)
+    lr_range_test(model, torch.optim.Adam(model.parameters()), train, torch.device("cpu"), cfg, Precision())
     assert ("/30 [" in capsys.readouterr().err) == progress

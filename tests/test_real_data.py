@@ -12,8 +12,8 @@ from utils.data import load_data
 from utils.loaders import make_loaders
 from utils.lr import one_cycle
 from utils.device import pick_precision
-from utils.run import read_records
-from utils.weights import TrainedRun
+from utils.gallery import read_records
+from utils.run import Run
 from utils.training import evaluate, fit, seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +57,6 @@ def test_each_committed_run_s_weights_give_the_final_accuracy_of_its_record(reco
     device = torch.device("cpu")
     precision = pick_precision(device, cfg.amp, cfg.channels_last)
     model = CustomResNet().to(memory_format=precision.memory_format)
-    TrainedRun(Path(record["path"]).with_suffix(".pt"), "experiments", precision).restore(model)
+    Run("experiments", precision=precision, weights=Path(record["path"]).with_suffix(".pt")).restore(model)
     accuracy = evaluate(model, test, device, precision)["acc"]
     assert abs(accuracy - record["history"][-1]["test_acc"]) <= 0.001

@@ -14,7 +14,7 @@ from tests import kill_child
 from tests.fakedata import loaders, tiny_net
 from utils.lr import lr_range_test, one_cycle, planned_lrs
 import utils.run
-from utils.config import S10Error
+from utils.config import S10Error, Settings
 from utils.device import Precision
 from utils.run import Run
 from utils.training import fit
@@ -125,8 +125,8 @@ def test_divergence_stops_naming_epoch_step_and_lr_and_keeps_the_last_good_check
     ckpt = tmp_path / "checkpoint.pt"
     with pytest.raises(S10Error) as err:
         fit(model, train, test, optimizer, scheduler, 3, CPU, FP32, run=Run(tmp_path, {}, FP32), **quiet)
-    lr = planned_lrs(2e-2, 2e-3, 3, 4, peak_epoch=1)[4 + 2]
-    assert f"epoch 2, step 3 (LR {lr:.2e})" in str(err.value)
+    lr = planned_lrs(2e-2, 2e-3, 3, 4, peak_epoch=1)[4 + 3]  # the epoch's last step: the sum is read there
+    assert f"in epoch 2 by step 4 (LR {lr:.2e})" in str(err.value)
     assert [row["epoch"] for row in torch.load(ckpt, weights_only=True)["history"]] == [1]
 
 
@@ -135,13 +135,14 @@ def test_lr_range_test_stops_at_divergence_and_still_suggests_a_sane_lr():
     model = tiny_net()
     optimizer = torch.optim.Adam(model.parameters())
     train, _ = loaders(n_train=40, batch_size=40)
-    found = lr_range_test(model, optimizer, train, CPU, start_lr=1e-5, end_lr=1e5, iters=100)
+    cfg = Settings(lr_finder_start=1e-5, lr_finder_end=1e5, lr_finder_iters=100, progress=False)
+    found = lr_range_test(model, optimizer, train, CPU, cfg, FP32)
     assert found.diverged and len(found.lrs) < 100
     assert 1e-5 <= found.lr_min < found.lr_max <= found.lr_at_min < found.lrs[-1]
 
 
 def test_same_seed_same_first_epoch_on_cpu():
-    from utils.data import MEAN, Split
+    from utils.data import Split
     from utils.loaders import CIFARDataset, make_loader
     from utils.transforms import train_transforms
     from tests.fakedata import make_images
@@ -149,7 +150,7 @@ def test_same_seed_same_first_epoch_on_cpu():
     def first_epoch():
         torch.manual_seed(3)
         model = tiny_net()
-        dataset = CIFARDataset(Split(*make_images(20)), train_transforms(MEAN), seed=3)
+        dataset = CIFARDataset(Split(*make_images(20)), train_transforms(), seed=3)
         train = make_loader(dataset, 50, train=True, workers=2, seed=3)
         optimizer = torch.optim.Adam(model.parameters())
         scheduler = one_cycle(optimizer, 2e-2, 2e-3, 2, len(train), peak_epoch=1)

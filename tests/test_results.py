@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from utils import gallery
-from utils.run import read_records
-from utils.study import difference_noise, read_study, study_table
+from utils.gallery import read_records
+from tests.study import difference_noise, read_study, study_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = [{**r, "seed": r["settings"]["seed"], "finished": True, "epochs": len(r["history"])}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from utils.config import Settings
-from utils.study import difference_noise, read_study, study_table
+from tests.study import difference_noise, read_study, study_table
 
 
 def write(folder, name, final, epochs_done=24, **changes):

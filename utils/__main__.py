@@ -6,25 +6,24 @@ result; `--publish` (make full-run) and `publish` copy a finished run into the c
 Every refusal is one line; Ctrl-C stops the kernel, and the same command continues the run.
 """
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from utils.config import S10Error
-from utils.run import ROOT, publish, run_name, shown
-from utils.weights import settings
+from utils.config import S10Error, read_record, settings
+from utils.run import RECIPE, ROOT, Run, run_folder, shown
 
 
 def check(log=print) -> Path:
-    """The run folder of this execution, after reading the settings and the data."""
+    """The run folder of this execution, after reading the settings, the data and the checkpoint."""
     from utils.data import load_data
     from utils.device import pick_device
 
     cfg = settings()
     pick_device(cfg.device)
-    digest = load_data(cfg).digest
-    folder = Path(cfg.runs_dir) / (f"weights-{Path(cfg.weights).stem}" if cfg.weights else run_name(cfg, digest))
-    done = len(json.loads((folder / "record.json").read_text())["history"]) if (folder / "record.json").is_file() else 0
+    folder = run_folder(cfg, load_data(cfg).digest)
+    done = 0 if cfg.weights else len(Run(folder).history)
     log(f"run folder {shown(folder)}: seed {cfg.seed}, " + ("exploring trained weights" if cfg.weights else
         f"{done} of {cfg.epochs} epochs done" if done else f"{cfg.epochs} epochs, new"))
     return folder
@@ -106,12 +105,33 @@ def main(argv) -> int:
     except CellExecutionError as exc:
         if exc.ename == "KeyboardInterrupt":
             return stopped(folder)
-        where = "" if exc.ename == "S10Error" else f" (the notebook with its traceback: {shown(folder / 'S10.ipynb')})"
-        print(f"error: {exc.evalue}{where}" if not where else f"error: {exc.ename}: {exc.evalue}{where}", file=sys.stderr)
+        print(f"error: {exc.evalue}" if exc.ename == "S10Error" else f"error: {exc.ename}: {exc.evalue} "
+              f"(the notebook with its traceback: {shown(folder / 'S10.ipynb')})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return stopped(folder)
     return 0
+
+def publish(folder, root=ROOT) -> str:
+    """Copy the finished run in `folder`, of the assignment's settings on all of CIFAR-10, into
+    runs/s10-seed<n>.json/.pt, images/ and (if executed by `make`) S10.ipynb; returns what it did."""
+    folder = Path(folder)
+    record = read_record(folder / "record.json")
+    cfg, done = record["settings"], len(record["history"])
+    changed = [f"S10_{name.upper()}" for name, value in RECIPE.items() if name != "seed" and cfg[name] != value]
+    if changed or done != cfg["epochs"]:
+        why = ", ".join(changed) or f"{done} of {cfg['epochs']} epochs"
+        raise S10Error(f"{shown(folder)} is not a finished run of the assignment's settings ({why}); "
+                       "only such a run is published")
+    seed = cfg["seed"]
+    shutil.copyfile(folder / "record.json", root / "runs" / f"s10-seed{seed}.json")
+    shutil.copyfile(folder / "weights.pt", root / "runs" / f"s10-seed{seed}.pt")
+    for png in sorted((folder / "images").glob("*.png")):
+        shutil.copyfile(png, root / "images" / png.name)
+    notebook = (folder / "S10.ipynb").is_file()
+    if notebook:
+        shutil.copyfile(folder / "S10.ipynb", root / "S10.ipynb")
+    return f"published seed {seed}: runs/s10-seed{seed}.json/.pt, images/" + (" and S10.ipynb" if notebook else "")
 
 
 def stopped(folder) -> int:

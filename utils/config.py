@@ -7,8 +7,10 @@ fix. Fields above `seed` change the result: a run is named by those that differ 
 """
 import dataclasses
 import difflib
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 
@@ -40,7 +42,6 @@ class Settings:
     lr_finder_start: float = 1e-5    # first LR of the exponential sweep
     lr_finder_end: float = 1.0       # last LR of the sweep
     lr_finder_iters: int = 100       # steps of the sweep (batches)
-    lr_max_divisor: float = 1.0      # LRMAX = LR at the smoothed-loss minimum / this (0.5: twice that LR)
     lr_max: float = 0.0              # a fixed LRMAX instead of the range test's; 0 = found by the range test
     lr_min_rule: str = "ratio"       # LRMIN: "ratio" (LRMAX / lr_min_divisor) or "onset" (the LR at which
                                      # the smoothed loss starts to fall; see utils/lr.py)
@@ -54,7 +55,6 @@ class Settings:
     decoupled_weight_decay: bool = False  # AdamW's decay (Adam's decoupled_weight_decay=True), and none for
                                           # BatchNorm weights and biases
     label_smoothing: float = 0.0     # cross-entropy target smoothing (training and range test), 0..1
-    cycle_beta1: bool = False        # let OneCycleLR cycle Adam's beta1 (0.95 -> 0.85 -> 0.95)
     seed: int = 1                    # seeds torch, numpy, random and the augmentations
     # where and how (these do not change the result)
     data_root: Optional[str] = None  # image folder with train/<class>/ and test/<class>/; None: torchvision download
@@ -107,7 +107,6 @@ class Settings:
         need(0.0 <= self.cutout_p <= 1.0, "cutout_p", "a probability between 0 and 1")
         need(0 < self.lr_finder_start < self.lr_finder_end, "lr_finder_start",
              f"positive and below S10_LR_FINDER_END={self.lr_finder_end}")
-        need(self.lr_max_divisor > 0, "lr_max_divisor", "a number > 0")
         need(self.lr_max >= 0, "lr_max", "0 (found by the range test) or a positive LR, e.g. 0.018")
         need(self.lr_min_rule in ("ratio", "onset"), "lr_min_rule", '"ratio" or "onset"')
         need(self.lr_min_divisor > 1, "lr_min_divisor", "a number > 1")
@@ -118,6 +117,31 @@ class Settings:
         need(0 <= self.label_smoothing < 1, "label_smoothing", "a number from 0 up to (not including) 1")
         need(self.workers >= -1, "workers", "-1 (auto) or a number of processes >= 0")
         need(self.device in ("auto", "cuda", "mps", "cpu"), "device", '"auto", "cuda", "mps" or "cpu"')
+
+
+def settings(env=None) -> Settings:
+    """The settings of this execution: the environment's; with S10_WEIGHTS those of the run that made
+    the weights (its record), which the environment may not contradict."""
+    cfg = Settings.from_env(env)
+    if not cfg.weights:
+        return cfg
+    record = read_record(Path(cfg.weights).with_suffix(".json"))
+    trained = {name: record["settings"][name] for name in cfg.result()}
+    for name, value in cfg.result().items():
+        if f"S10_{name.upper()}" in (os.environ if env is None else env) and value != trained[name]:
+            raise S10Error(f"S10_{name.upper()}={value} but {cfg.weights} was trained with {trained[name]}; "
+                           f"unset S10_{name.upper()} to explore these weights")
+    return Settings.from_env(env, **trained)
+
+
+def read_record(path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise S10Error(f"{path} does not exist; set S10_WEIGHTS to a runs/s10-seed<n>.pt with its .json "
+                       "beside it") from None
+    except ValueError as exc:
+        raise S10Error(f"{path} is unreadable ({first_line(exc)}); restore it from git") from None
 
 
 def env_name(field: str) -> str:

@@ -11,7 +11,6 @@ held out and evaluated on in place of the test set, which is then never read.
 import hashlib
 import os
 import socket
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import URLError
@@ -22,8 +21,6 @@ from PIL import Image
 from utils.config import S10Error, first_line
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-MEAN = (0.4914, 0.4822, 0.4465)  # per-channel mean of the CIFAR-10 training images, 0..1
-STD = (0.2470, 0.2435, 0.2616)   # per-channel standard deviation, 0..1
 FOLDER_HINT = "CIFAR10_ROOT must hold train/<class>/ and test/<class>/ image folders"
 VALIDATION_SEED = 10  # fixes which training images the validation split holds out, whatever the run's seed
 
@@ -36,41 +33,33 @@ class Split:
     def __len__(self):
         return len(self.labels)
 
+    def take(self, keep) -> "Split":
+        return Split(self.images[keep], self.labels[keep])
+
     def subset(self, n: int, seed: int, name: str = "subset") -> "Split":
         """`n` images drawn at random without replacement (seeded); 0 keeps them all."""
-        if n == 0 or n == len(self):
-            return self
         if n > len(self):
             raise S10Error(f"{name}={n} asks for more images than the {len(self)} there are; lower it or set 0 for all")
-        keep = np.sort(np.random.default_rng(seed).permutation(len(self))[:n])
-        return Split(self.images[keep], self.labels[keep])
+        if n in (0, len(self)):
+            return self
+        return self.take(np.sort(np.random.default_rng(seed).permutation(len(self))[:n]))
 
     def hold_out(self, n: int, seed: int = VALIDATION_SEED) -> tuple:
         """(rest, held): `n` images held out, the same number from every class, drawn by `seed`."""
-        classes = len(CLASSES)
-        if n % classes or not 0 < n < len(self):
-            raise S10Error(f"S10_VALIDATION={n} must be a multiple of {classes} (the same number of images "
-                            f"from every class) below {len(self)}; e.g. S10_VALIDATION=5000, or 0 for none")
-        rng, held = np.random.default_rng(seed), []
-        for label in range(classes):
-            members = np.flatnonzero(self.labels == label)
-            if len(members) <= n // classes:
-                raise S10Error(f"S10_VALIDATION={n} asks for {n // classes} images of class {CLASSES[label]}, "
-                                f"which has {len(members)}; lower it")
-            held.append(rng.choice(members, n // classes, replace=False))
-        held = np.sort(np.concatenate(held))
-        rest = np.setdiff1d(np.arange(len(self)), held)
-        return Split(self.images[rest], self.labels[rest]), Split(self.images[held], self.labels[held])
+        rng, per_class = np.random.default_rng(seed), n // len(CLASSES)
+        counts = np.bincount(self.labels, minlength=len(CLASSES))
+        if n % len(CLASSES) or not 0 < n < len(self) or per_class >= counts.min():
+            raise S10Error(f"S10_VALIDATION={n} must be a multiple of {len(CLASSES)} (as many images from every "
+                           f"class, fewer than its {counts.min()}); e.g. S10_VALIDATION=5000, or 0 for none")
+        held = np.sort(np.concatenate([rng.choice(np.flatnonzero(self.labels == c), per_class, replace=False)
+                                       for c in range(len(CLASSES))]))
+        return self.take(np.setdiff1d(np.arange(len(self)), held)), self.take(held)
 
 
 def load_cifar10(root=None, download_dir="data", cache_dir="data/cache", splits=("train", "test")):
     """A Split for each of `splits`: from the image folder `root` if given, else torchvision's download."""
     if root:
         return load_image_folder(root, cache_dir, splits)
-    return load_torchvision(download_dir, splits)
-
-
-def load_torchvision(download_dir, splits=("train", "test")):
     from torchvision.datasets import CIFAR10
 
     try:
@@ -85,38 +74,31 @@ def load_torchvision(download_dir, splits=("train", "test")):
     return tuple(Split(np.asarray(s.data, np.uint8), np.asarray(s.targets, np.int64)) for s in sets)
 
 
-def list_image_folder(root):
-    """{"train": [(path, label), ...], "test": [...]}, after checking the layout."""
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise S10Error(f"data folder {root} does not exist; {FOLDER_HINT} (or unset it to download CIFAR-10)")
-    listing = {}
-    for split in ("train", "test"):
-        folder = root / split
-        if not folder.is_dir():
-            raise S10Error(f"{root} has no {split}/ folder; {FOLDER_HINT}")
-        found = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
-        if found != set(CLASSES):
-            raise S10Error(f"{folder} must hold a folder per class, no more: it lacks "
-                           f"{', '.join(sorted(set(CLASSES) - found)) or 'none'} and has "
-                           f"{', '.join(sorted(found - set(CLASSES))) or 'no other'}; {FOLDER_HINT}")
-        listing[split] = []
-        for label, name in enumerate(CLASSES):
-            files = sorted(p for p in (folder / name).iterdir() if not p.name.startswith("."))
-            if not files:
-                raise S10Error(f"class folder {folder / name} is empty; put its images there")
-            listing[split] += [(path, label) for path in files]
-    return listing
+def list_images(root: Path, split: str) -> list:
+    """[(path, label), ...] of root/split/<class>/*, after checking that layout."""
+    folder = root / split
+    if not folder.is_dir():
+        raise S10Error(f"{folder} does not exist; {FOLDER_HINT} (or unset it to download CIFAR-10)")
+    found = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    if found != set(CLASSES):
+        raise S10Error(f"{folder} must hold a folder per class, no more: it lacks "
+                       f"{', '.join(sorted(set(CLASSES) - found)) or 'none'} and has "
+                       f"{', '.join(sorted(found - set(CLASSES))) or 'no other'}; {FOLDER_HINT}")
+    files = [[(path, label) for path in sorted((folder / name).iterdir()) if not path.name.startswith(".")]
+             for label, name in enumerate(CLASSES)]
+    if not all(files):
+        raise S10Error(f"class folder {folder / CLASSES[[bool(f) for f in files].index(False)]} is empty; "
+                       "put its images there")
+    return sum(files, [])
 
 
 def load_image_folder(root, cache_dir="data/cache", splits=("train", "test")):
     """A Split for each of `splits`, from its cache file if that is current, else decoded. New cache
     files are written once every split has decoded, so a bad image leaves none behind."""
     root = Path(root).expanduser()
-    listing = list_image_folder(root)
-    caches = [_cache_file(root, split, listing[split], Path(cache_dir)) for split in splits]
-    loaded = [_read_cache(cache) for cache in caches]
-    loaded = [found or _decode(listing[split]) for found, split in zip(loaded, splits)]
+    listings = {split: list_images(root, split) for split in ("train", "test")}  # both checked
+    caches = [cache_file(root, split, listings[split], Path(cache_dir)) for split in splits]
+    loaded = [read_cache(cache) or decode(listings[split]) for cache, split in zip(caches, splits)]
     for cache, split in zip(caches, loaded):
         if not cache.exists():
             cache.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +108,7 @@ def load_image_folder(root, cache_dir="data/cache", splits=("train", "test")):
     return tuple(loaded)
 
 
-def _cache_file(root: Path, split: str, files, cache_dir: Path) -> Path:
+def cache_file(root: Path, split: str, files, cache_dir: Path) -> Path:
     """The cache of `split`, named by the folder's path and every file's name, size and time."""
     key = hashlib.sha1(f"{root.resolve()}|{split}\n".encode())
     for path, _ in files:
@@ -135,18 +117,17 @@ def _cache_file(root: Path, split: str, files, cache_dir: Path) -> Path:
     return cache_dir / f"cifar10-{split}-{key.hexdigest()[:16]}.npz"
 
 
-def _read_cache(cache: Path):
-    if cache.exists():
-        try:
-            with np.load(cache) as z:
-                return Split(z["images"], z["labels"])
-        except Exception as exc:
-            warnings.warn(f"ignoring unreadable cache {cache} ({exc}); decoding the images again")
-            cache.unlink(missing_ok=True)
-    return None
+def read_cache(cache: Path):
+    """The Split in `cache`; None if there is none or it is unreadable (then it is decoded again)."""
+    try:
+        with np.load(cache) as z:
+            return Split(z["images"], z["labels"])
+    except Exception:
+        cache.unlink(missing_ok=True)
+        return None
 
 
-def _decode(files) -> Split:
+def decode(files) -> Split:
     """The images as RGB uint8 (grayscale, palette and RGBA converted); one line for a bad file."""
     images = np.empty((len(files), 32, 32, 3), np.uint8)
     for i, (path, _) in enumerate(files):
@@ -183,10 +164,9 @@ def load_data(cfg) -> CIFAR10:
         source += f", {len(train):,} training images with {len(test):,} held out for validation"
     else:
         train, test = load_cifar10(cfg.data_root, cfg.download_dir, cfg.cache_dir)
-    eval_name = "validation" if cfg.validation else "test"
     train = train.subset(cfg.train_subset, cfg.seed, "S10_TRAIN_SUBSET")
     test = test.subset(cfg.test_subset, cfg.seed, "S10_TEST_SUBSET")
-    return CIFAR10(train, test, source, digest(train, test), eval_name)
+    return CIFAR10(train, test, source, digest(train, test), "validation" if cfg.validation else "test")
 
 
 def digest(*splits: Split) -> str:

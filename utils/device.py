@@ -1,8 +1,5 @@
-"""Where the run computes and in what precision, and how to name that machine.
-
-`pick_device` and `pick_precision` choose; `environment` and `describe` say what was chosen (for
-the set-up line at the top of the notebook and for the run record). Nothing here trains.
-"""
+"""Where the run computes and in what precision, and the words that name that machine (for the
+set-up lines at the top of the notebook and for the run record). Nothing here trains."""
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -19,21 +16,16 @@ def pick_device(name: str = "auto") -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise S10Error("S10_DEVICE=cuda but torch sees no CUDA GPU here; run on a GPU machine or unset S10_DEVICE")
-    device = torch.device(name)
-    if device.type == "cuda":
+    if name == "cuda":
         torch.backends.cudnn.benchmark = True
-    return device
-
-
-def in_colab() -> bool:
-    return "google.colab" in sys.modules
+    return torch.device(name)
 
 
 def check_runtime(cfg, device) -> None:
     """In Colab, stop before anything runs when the runtime has no GPU: a free Colab runtime ends long
     before a CPU run (about 9.5 h) does. Exploring trained weights (S10_WEIGHTS) takes minutes on the
     CPU and stays allowed, and so does the CPU asked for by name (S10_DEVICE=cpu)."""
-    if in_colab() and device.type == "cpu" and not cfg.weights and cfg.device != "cpu":
+    if "google.colab" in sys.modules and device.type == "cpu" and not cfg.weights and cfg.device != "cpu":
         raise SystemExit("This Colab runtime has no GPU: choose Runtime > Change runtime type > T4 GPU, then Run all "
                          "again (or set WEIGHTS in the first cell to explore trained weights, or CPU_ON_PURPOSE = True "
                          "to train on the CPU for about 9.5 hours)")
@@ -78,13 +70,17 @@ def cpu_has_amx() -> bool:
         return False
 
 
-def cpu_vendor() -> str:
-    """"GenuineIntel", "AuthenticAMD", ... from /proc/cpuinfo; "" where it cannot be read."""
+def cpuinfo() -> dict:
+    """The first value of every field of /proc/cpuinfo ("vendor_id", "model name", ...); {} elsewhere."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("vendor_id")), "")
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
-        return ""
+        pass
+    return fields
 
 
 def cpu_prefers_bf16() -> tuple:
@@ -102,71 +98,35 @@ def cpu_prefers_bf16() -> tuple:
         return False, "this CPU has no native bf16"
     if cpu_has_amx():
         return True, "AMX: bf16 is faster on this CPU"
-    if cpu_vendor() == "GenuineIntel":
+    if cpuinfo().get("vendor_id") == "GenuineIntel":
         return False, "AVX-512 BF16 without AMX: fp32 is faster on this CPU"
     return True, "AVX-512 BF16: bf16 is faster on this CPU"
-
-
-def cuda_has_bf16(device) -> bool:
-    """Whether this CUDA card computes in bf16 in hardware: compute capability 8.0 (Ampere) or newer.
-
-    Not `torch.cuda.is_bf16_supported()` as called by default: it counts emulation, so it says True
-    on a Tesla T4 (7.5, Colab's free GPU), where cuDNN has no bf16 convolutions.
-    """
-    return torch.cuda.get_device_capability(device) >= (8, 0)
-
-
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 
 def pick_precision(device, amp=True, channels_last=True, keep=None) -> Precision:
     """The precision of a run, for training and the LR range test.
 
     `amp` off: fp32. Else `keep`, the precision name of the checkpoint being resumed ("bf16
-    channels_last", ...): a run ends in the precision it started in, whatever this machine would
-    pick for a new one. Else mixed precision where it is faster: on the CPU bf16 or fp32 by
-    `cpu_prefers_bf16`; bf16 on CUDA cards of compute capability >= 8.0 (A100, H100, RTX 30xx+);
-    fp16 on older CUDA cards (T4, V100); fp32 on MPS. fp16 always comes with loss scaling. The
-    result's `reason` says which of these applied (for the set-up line)."""
+    channels_last", ...): a run ends in the precision it started in. Else mixed precision where it
+    is faster: on the CPU by `cpu_prefers_bf16`; bf16 on CUDA cards of compute capability >= 8.0
+    (A100, H100, RTX 30xx+); fp16 with loss scaling on older ones (T4, V100), where cuDNN has no
+    bf16 convolutions (`torch.cuda.is_bf16_supported()` counts emulation and says True on a T4);
+    fp32 on MPS. The result's `reason` says which of these applied (for the set-up line)."""
     if not amp:
         dtype, reason = None, "S10_AMP=0"
     elif keep:
-        dtype = DTYPES[keep.split()[0]]
-        channels_last = keep.endswith("channels_last")
-        reason = "kept from the checkpoint"
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(keep.split()[0])
+        channels_last, reason = keep.endswith("channels_last"), "kept from the checkpoint"
     elif device.type == "cpu":
         bf16, reason = cpu_prefers_bf16()
         dtype = torch.bfloat16 if bf16 else None
     elif device.type == "cuda":
-        native = cuda_has_bf16(device)
+        native = torch.cuda.get_device_capability(device) >= (8, 0)
         dtype = torch.bfloat16 if native else torch.float16
         reason = "native bf16 on this card" if native else "this card has no native bf16"
     else:  # MPS: autocast needs torch >= 2.5 there and loss scaling works only in later versions
         dtype, reason = None, "no mixed precision on MPS" if device.type == "mps" else ""
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    return Precision(dtype, channels_last, scaler, reason)
-
-
-def cpu_model() -> str:
-    """e.g. "GenuineIntel family 6 model 167, AMX": what tells the CPUs of cpu_prefers_bf16 apart."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    features = "AMX" if cpu_has_amx() else "AVX-512 BF16" if cpu_has_bf16() else "no native bf16"
-    return f"{cpu_vendor() or '?'} family {fields.get('cpu family', '?')} model {fields.get('model', '?')}, {features}"
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return ""
+    return Precision(dtype, channels_last, torch.amp.GradScaler(device.type, enabled=dtype == torch.float16), reason)
 
 
 def environment(device) -> dict:
@@ -174,7 +134,8 @@ def environment(device) -> dict:
     import albumentations
     import torchvision
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name() or platform.machine()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        cpuinfo().get("model name") or platform.machine()
     return {"device_name": name, "threads": torch.get_num_threads(),
             "versions": {"python": platform.python_version(), "torch": torch.__version__,
                          "torchvision": torchvision.__version__, "albumentations": albumentations.__version__}}

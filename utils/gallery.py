@@ -1,7 +1,9 @@
 """What the trained network gets right and wrong, in numbers and tables: the result of a run and of
-every seed, scores per class, the confusion matrix, the most confident mistakes, and Grad-CAM maps
+every published seed (runs/s10-seed<n>.json), scores per class, the confusion matrix, the most confident mistakes, and Grad-CAM maps
 (pytorch-grad-cam) of where it looked. The figures are drawn by utils/plots.py."""
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -9,7 +11,7 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from utils.data import CLASSES
-from utils.loaders import normalise
+from utils.transforms import normalise
 
 
 @dataclass
@@ -66,17 +68,6 @@ def most_confident_mistakes(pred: Predictions, n: int = 20) -> np.ndarray:
     return wrong[np.argsort(-pred.confidence[wrong], kind="stable")][:n]
 
 
-@dataclass
-class ClassMaps:
-    predicted: np.ndarray  # (N, 32, 32) map of each image for its predicted class, 0..1
-    true: np.ndarray       # (N, 32, 32) map of each image for its true class, 0..1
-
-
-def class_maps(model, layer, images: np.ndarray, predicted, labels, method=GradCAM) -> ClassMaps:
-    """`method`'s maps of `layer` for each image's predicted class and for its true class."""
-    return ClassMaps(grad_cam(model, layer, images, predicted, method), grad_cam(model, layer, images, labels, method))
-
-
 def map_summary(maps: np.ndarray) -> str:
     """How much a set of maps shows: how many are blank (zero everywhere: no position had positive
     evidence) and their mean value, e.g. "2 of 20 maps blank, mean value 0.04"."""
@@ -99,7 +90,7 @@ def grad_cam(model, layer, images: np.ndarray, classes, method=GradCAM) -> np.nd
     targets = [ClassifierOutputTarget(int(c)) for c in classes]
     try:
         with torch.enable_grad(), method(model=model, target_layers=[layer]) as cam:
-            maps = cam(input_tensor=normalise(torch.from_numpy(np.asarray(images)), device), targets=targets)
+            maps = cam(input_tensor=normalise(torch.from_numpy(np.asarray(images))).to(device), targets=targets)
     finally:
         model.train(was_training)
     return np.clip(maps, 0.0, 1.0)
@@ -139,10 +130,17 @@ def results_table(history, info: dict, found, resumes: int, eval_name="test") ->
     return "\n".join(f"{name:<{width}}{value}" for name, value in rows)
 
 
+def read_records(folder="runs") -> list:
+    """The published runs in `folder` (runs/s10-seed<n>.json), by seed."""
+    records = [{**json.loads(path.read_text()), "path": str(path)} for path in Path(folder).glob("s10-seed*.json")]
+    return sorted(records, key=lambda record: record["settings"]["seed"])
+
+
+
 def seeds_table(records, target=0.90) -> str:
     """One line per published run (LR range test, final-epoch and best test accuracy, seconds per
     epoch, device), then the mean +- sample standard deviation and the minimum of the final-epoch
-    accuracies. `records`: as utils.run.read_records reads them."""
+    accuracies. `records`: as `read_records` reads them."""
     lines = [f"{'seed':>4}  {'LRMAX / LRMIN':<19}  {'final epoch':<19}  {'best (info only)':<17}  "
              f"{'s/epoch':>7}  device, precision"]
     for r in records:

@@ -1,28 +1,26 @@
-"""Batches for training and testing: the dataset that augments a whole batch from one random stream,
-the epoch-seeded shuffle, the loaders, and a batch as the network takes it (`to_device`)."""
+"""Batches for training and testing: a dataset that augments a whole batch from one random stream,
+the epoch-seeded shuffle, and the loaders, whose batches are (normalised float images, labels)."""
 import os
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from utils.data import MEAN, STD, Split
-from utils.transforms import PAD, SIZE, Normaliser, pad, reseed, train_transforms
+from utils.transforms import PAD, normalise, pad, reseed, train_transforms
 
 
 class CIFARDataset(Dataset):
     """uint8 images, fetched a batch at a time (`__getitems__`) as (uint8 images (B, 32, 32, 3),
     labels (B,)): augmented by `transform` (the train pipeline, on images padded once here by PAD),
-    or as stored without one (testing). Normalisation happens on the device (`normalise`).
+    or as stored without one (testing).
 
     A batch is augmented from its own random stream, seeded by (seed, epoch, the index of its first
     image); the shuffle hands the epoch over with each index (`EpochShuffle`), so the crops, flips
     and holes of an epoch depend neither on the number of loader workers nor on what ran before,
-    and a run resumed at epoch e sees what a run that never stopped saw. Within a batch the images
-    draw one after another from that stream.
+    and a run resumed at epoch e sees what a run that never stopped saw.
     """
 
-    def __init__(self, split: Split, transform=None, seed=0):
+    def __init__(self, split, transform=None, seed=0):
         self.transform, self.seed, self.labels = transform, seed, split.labels
         self.images = split.images if transform is None else pad(split.images)
 
@@ -31,21 +29,15 @@ class CIFARDataset(Dataset):
 
     def __getitems__(self, keys):
         """`keys`: image indices, or (epoch, index) pairs from EpochShuffle."""
-        epoch, indices = 0, keys
-        if len(keys) and isinstance(keys[0], tuple):
-            epoch, indices = keys[0][0], [i for _, i in keys]
+        epoch, indices = (keys[0][0], [i for _, i in keys]) if isinstance(keys[0], tuple) else (0, keys)
         indices = np.asarray(indices, np.int64)
         labels = torch.from_numpy(self.labels[indices])
         if self.transform is None:
             return torch.from_numpy(self.images[indices]), labels
         reseed(self.transform, (self.seed, epoch, int(indices[0])))
-        out = np.empty((len(indices), SIZE, SIZE, 3), np.uint8)
-        for k, i in enumerate(indices):
-            out[k] = self.transform(image=self.images[i])["image"]
-        return torch.from_numpy(out), labels
+        return torch.from_numpy(np.stack([self.transform(image=self.images[i])["image"] for i in indices])), labels
 
     def __getitem__(self, key):
-        """One image: `key` an index or an (epoch, index) pair -> (uint8 (32, 32, 3), label)."""
         x, y = self.__getitems__([key])
         return x[0], y[0]
 
@@ -75,30 +67,30 @@ class EpochShuffle(Sampler):
 
 
 def as_batch(batch):
-    """The loader's collate function: CIFARDataset.__getitems__ returns whole batches already."""
-    return batch
-
-
-def auto_workers(device_type: str) -> int:
-    cores = os.cpu_count() or 1
-    if device_type == "cuda":
-        return min(8, cores)
-    return min(2, cores - 1)  # leave the cores to the model on a CPU
+    """The loaders' collate function: a whole batch from `__getitems__`, its images normalised."""
+    return normalise(batch[0]), batch[1]
 
 
 def resolve_workers(cfg, device_type: str) -> int:
-    """The loader worker count of `cfg` (-1: chosen from the device and the cores)."""
-    return auto_workers(device_type) if cfg.workers < 0 else cfg.workers
+    """The loader worker count of `cfg`; -1: up to 8 for a GPU, else up to 2, leaving a core to the model."""
+    cores = os.cpu_count() or 1
+    return cfg.workers if cfg.workers >= 0 else min(8, cores) if device_type == "cuda" else min(2, cores - 1)
 
 
-def make_loader(dataset, batch_size: int, train: bool, workers: int, device_type: str = "cpu", seed: int = 0,
-                persistent: bool = True):
-    """Training: shuffled by EpochShuffle(seed); testing: in order. Batches of uint8 images (see
-    CIFARDataset); workers persist across epochs (`persistent`) and pin memory for a GPU."""
-    return DataLoader(
-        dataset, batch_size=batch_size, sampler=EpochShuffle(len(dataset), seed) if train else None,
-        num_workers=workers, pin_memory=device_type == "cuda", collate_fn=as_batch,
-        persistent_workers=persistent and workers > 0)
+def make_loader(dataset, batch_size: int, train: bool, workers: int, device_type: str = "cpu", seed: int = 0):
+    """Training: shuffled by EpochShuffle(seed); testing: in order. Workers live across epochs and
+    pin memory for a GPU."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=EpochShuffle(len(dataset), seed) if train else None,
+                      num_workers=workers, pin_memory=device_type == "cuda", collate_fn=as_batch,
+                      persistent_workers=workers > 0)
+
+
+def make_loaders(data, cfg, device_type: str):
+    """(train_loader, test_loader): augmented and shuffled for training, plain for testing."""
+    workers = resolve_workers(cfg, device_type)
+    train_set = CIFARDataset(data.train, train_transforms(cfg.cutout_p, hole=cfg.cutout_size), seed=cfg.seed)
+    return (make_loader(train_set, cfg.batch_size, True, workers, device_type, cfg.seed),
+            make_loader(CIFARDataset(data.test), cfg.batch_size, False, workers, device_type))
 
 
 def as_trained(loader, epoch: int, i: int) -> np.ndarray:
@@ -114,22 +106,3 @@ def as_trained(loader, epoch: int, i: int) -> np.ndarray:
     batch = keys[start:start + loader.batch_size]
     images, _ = loader.dataset.__getitems__(batch)
     return images[[index for _, index in batch].index(i)].numpy()
-
-
-normalise = Normaliser(MEAN, STD)  # uint8 NHWC batch -> the network's input on a device
-
-
-def to_device(x, y, device, memory_format=torch.contiguous_format):
-    """A loader's batch as the network takes it: images normalised into float32 NCHW (in
-    `memory_format`) and labels, both on `device`. Training, the LR range test, evaluation and
-    Grad-CAM all go through here."""
-    return normalise(x, device, memory_format), y.to(device, non_blocking=True)
-
-
-def make_loaders(data, cfg, device_type: str):
-    """(train_loader, test_loader): augmented and shuffled for training, plain for testing."""
-    workers = resolve_workers(cfg, device_type)
-    train_set = CIFARDataset(data.train, train_transforms(MEAN, cfg.cutout_p, hole=cfg.cutout_size), seed=cfg.seed)
-    test_set = CIFARDataset(data.test)
-    return (make_loader(train_set, cfg.batch_size, True, workers, device_type, cfg.seed),
-            make_loader(test_set, cfg.batch_size, False, workers, device_type))

@@ -152,9 +152,10 @@ def misclassified_grid(images, labels, predicted, confidence, ncols=5) -> Figure
     return fig
 
 
-def grad_cam_grid(images, labels, predicted, maps, layer: str, method="Grad-CAM", per_row=4) -> Figure:
-    """Per image three panels: the image, the map of the predicted class and the map of the true class
-    (`maps`, a gallery.ClassMaps), overlaid by pytorch-grad-cam's show_cam_on_image; `method` and
+def grad_cam_grid(images, labels, predicted, for_predicted, for_true, layer: str, method="Grad-CAM",
+                  per_row=4) -> Figure:
+    """Per image three panels: the image, its map for the predicted class and for the true class
+    (gallery.grad_cam's), overlaid by pytorch-grad-cam's show_cam_on_image; `method` and
     `layer` named in the title. Each map is scaled to its own maximum (red), as pytorch-grad-cam does."""
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
@@ -168,8 +169,8 @@ def grad_cam_grid(images, labels, predicted, maps, layer: str, method="Grad-CAM"
         row, col = divmod(i, per_row)
         rgb = np.asarray(images[i], np.float32) / 255
         panels = [(rgb, f"true {CLASSES[labels[i]]}"),
-                  (show_cam_on_image(rgb, maps.predicted[i], use_rgb=True), f"for pred. {CLASSES[predicted[i]]}"),
-                  (show_cam_on_image(rgb, maps.true[i], use_rgb=True), f"for true {CLASSES[labels[i]]}")]
+                  (show_cam_on_image(rgb, for_predicted[i], use_rgb=True), f"for pred. {CLASSES[predicted[i]]}"),
+                  (show_cam_on_image(rgb, for_true[i], use_rgb=True), f"for true {CLASSES[labels[i]]}")]
         for ax, (picture, caption) in zip(axes[row, 3 * col:3 * col + 3], panels):
             ax.imshow(picture, interpolation="nearest")
             ax.set_title(caption, fontsize=7)

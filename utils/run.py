@@ -9,6 +9,7 @@ its last finished epoch; change any of them and it is a new run in a new folder.
 settings, the machine, the range test and one row per epoch), `weights.pt` (the final weights),
 `images/` and, from `make`, the executed notebook. `publish` copies a finished run of the
 assignment's settings into runs/, images/ and S10.ipynb: the one step that changes committed results.
+With S10_WEIGHTS the run is a published one, read back from its weights and record: it trains nothing.
 """
 import dataclasses
 import hashlib
@@ -20,13 +21,13 @@ from pathlib import Path
 
 import torch
 
-from utils.config import S10Error, Settings, first_line
+from utils.config import S10Error, Settings, first_line, read_record
 from utils.device import environment, pick_precision, precision_line
 from utils.lr import LRTest
-from utils.weights import TrainedRun, read_record
 
 ROOT = Path(__file__).resolve().parents[1]
-CODE = ("models/resnet.py", "utils/data.py", "utils/transforms.py", "utils/lr.py", "utils/training.py")
+CODE = ("models/resnet.py", "utils/data.py", "utils/loaders.py", "utils/transforms.py", "utils/lr.py",
+        "utils/training.py")
 RECIPE = Settings(seed=0).result()  # the assignment's settings but the seed
 
 
@@ -50,6 +51,12 @@ def run_name(cfg, data_digest: str) -> str:
         if name.endswith("..."):
             break
     return f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
+def run_folder(cfg, data_digest: str) -> Path:
+    """The folder of this execution's run; with S10_WEIGHTS, where views of those weights go."""
+    name = f"weights-{Path(cfg.weights).stem}" if cfg.weights else run_name(cfg, data_digest)
+    return Path(cfg.runs_dir).expanduser() / name
 
 
 def write_atomic(path: Path, write) -> None:
@@ -76,52 +83,64 @@ def shown(path) -> str:
 class Run:
     """One run folder (see the module's docstring): what the notebook reads and writes of a run."""
 
-    mark = "  *"
-
-    def __init__(self, folder, info=None, precision=None):
-        self.folder, self.info, self.precision = Path(folder), info or {}, precision
+    def __init__(self, folder, info=None, precision=None, weights=None):
+        self.folder, self.info, self.precision, self.weights = Path(folder), info or {}, precision, weights
         self.figures = str(self.folder / "images")
-        self.checkpoint = self.folder / "checkpoint.pt"
+        self.checkpoint = Path(weights or self.folder / "checkpoint.pt")
         self.state = {}
-        if self.checkpoint.exists():
+        if self.checkpoint.exists() or weights:
             try:
                 self.state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
             except Exception as exc:
-                raise S10Error(f"{shown(self.checkpoint)} is unreadable ({first_line(exc)}); delete "
-                               f"{shown(self.folder)} to start this run over") from None
+                fix = "use weights a run of this notebook saved" if weights else \
+                    f"delete {shown(self.folder)} to start this run over"
+                raise S10Error(f"{shown(self.checkpoint)} is unreadable ({first_line(exc)}); {fix}") from None
+        if weights:  # a published run: its weights, with the range test and epochs of its record
+            self.info = read_record(Path(weights).with_suffix(".json"))
+            self.state = {"model": self.state, "lr_test": self.info["lr_test"], "history": self.info["history"],
+                          "resumes": self.info.get("resumes", 0)}
+        self.mark = "" if weights else "  *"  # marks an epoch listed from an earlier execution
 
     @property
     def history(self) -> list:
-        return list(self.state.get("history", []))
+        return list(self.state.get("history") or [])
 
     @property
     def resumes(self) -> int:
-        return self.state.get("resumes", 0)
+        return self.state.get("resumes") or 0
 
     def range_test(self, sweep, log=print) -> LRTest:
         """The run's LR range test: the stored one if there is one, else `sweep()`, stored at once."""
-        if "lr_test" in self.state:
+        if self.state.get("lr_test"):
             found = LRTest(**self.state["lr_test"])
-            log(f"LR range test of this run (stored, not swept again): {found}")
+            where = f"from the record of {self.weights} (not swept)" if self.weights else "of this run (stored, not swept again)"
+            log(f"LR range test {where}: {found}")
             return found
         found = sweep()
         self._save(lr_test=dataclasses.asdict(found))
         log(f"LR range test (stored in {shown(self.folder)}): {found}")
         return found
 
-    def restore(self, model, optimizer, scheduler, scaler, ema=None) -> list:
+    def restore(self, model, optimizer=None, scheduler=None, scaler=None, ema=None) -> list:
         """Load the training state after the last finished epoch; return the history ([] if none)."""
         if "model" not in self.state:
             return []
-        for obj, key in ((model, "model"), (optimizer, "optimizer"), (scheduler, "scheduler"), (scaler, "scaler"),
-                         (ema, "ema")):
-            if obj is not None:
-                obj.load_state_dict(self.state[key])
-        torch.set_rng_state(self.state["torch_rng"])
+        try:
+            model.load_state_dict(self.state["model"])
+        except RuntimeError as exc:
+            raise S10Error(f"{shown(self.checkpoint)} holds another network ({first_line(exc)[:80]}); "
+                           "use weights a run of this notebook saved") from None
+        if not self.weights:
+            for obj, key in ((optimizer, "optimizer"), (scheduler, "scheduler"), (scaler, "scaler"), (ema, "ema")):
+                if obj is not None:
+                    obj.load_state_dict(self.state[key])
+            torch.set_rng_state(self.state["torch_rng"])
         return self.history
 
     def heading(self, epochs: int) -> str:
         done = len(self.history)
+        if self.weights:
+            return f"the {done} epochs of the run that made {self.weights}, from its record (nothing trained)"
         state = f"continued after epoch {done}" if done < epochs else "complete; nothing left to train"
         return f"run {shown(self.folder)} {state}; * = trained by an earlier execution, shown from its checkpoint"
 
@@ -137,20 +156,20 @@ class Run:
     def _save(self, **parts) -> None:
         self.state.update(parts, precision=self.precision.name)
         write_atomic(self.checkpoint, lambda f: torch.save(self.state, f))
-        rows = [{key: value for key, value in row.items() if key != "lrs"} for row in self.state.get("history", [])]
-        record = {**self.info, "lr_test": self.state.get("lr_test"), "resumes": self.state.get("resumes", 0),
-                  "history": rows}
+        rows = [{key: value for key, value in row.items() if key != "lrs"} for row in self.history]
+        record = {**self.info, "lr_test": self.state.get("lr_test"), "resumes": self.resumes, "history": rows}
         write_atomic(self.folder / "record.json", lambda f: f.write(json.dumps(record, indent=1).encode()))
 
 
-def open_run(cfg, data, device, workers, log=print):
-    """The run `cfg` asks for on `data`: the trained one in `cfg.weights`, else its run folder, new or
-    continued (in the precision it started in). Says which, in one line."""
+def open_run(cfg, data, device, workers, log=print) -> Run:
+    """The run `cfg` asks for on `data`: the published one in `cfg.weights`, else its run folder, new
+    or continued (in the precision it started in). Says which, in one line."""
+    folder = run_folder(cfg, data.digest)
     if cfg.weights:
-        run = TrainedRun(cfg.weights, cfg.runs_dir, pick_precision(device, cfg.amp, cfg.channels_last))
+        run = Run(folder, precision=pick_precision(device, cfg.amp, cfg.channels_last), weights=cfg.weights)
         log(f"weights {cfg.weights}: seed {cfg.seed}, {len(run.history)} epochs; figures in {shown(run.figures)}")
         return run
-    run = Run(Path(cfg.runs_dir).expanduser() / run_name(cfg, data.digest))
+    run = Run(folder)
     run.precision = pick_precision(device, cfg.amp, cfg.channels_last, keep=run.state.get("precision"))
     run.info = {"settings": dataclasses.asdict(cfg) | {"data_root": shown(cfg.data_root) if cfg.data_root else None},
                 "code": code_hash(), "code_commit": git_commit(), "data": data.digest, "data_source": data.source,
@@ -168,30 +187,3 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
-
-def read_records(folder="runs") -> list:
-    """The published runs in `folder` (runs/s10-seed<n>.json), by seed."""
-    records = [{**json.loads(path.read_text()), "path": str(path)} for path in Path(folder).glob("s10-seed*.json")]
-    return sorted(records, key=lambda record: record["settings"]["seed"])
-
-
-def publish(folder, root=ROOT) -> str:
-    """Copy the finished run in `folder`, of the assignment's settings on all of CIFAR-10, into
-    runs/s10-seed<n>.json/.pt, images/ and (if executed by `make`) S10.ipynb; returns what it did."""
-    folder = Path(folder)
-    record = read_record(folder / "record.json")
-    cfg, done = record["settings"], len(record["history"])
-    changed = [f"S10_{name.upper()}" for name, value in RECIPE.items() if name != "seed" and cfg[name] != value]
-    if changed or done != cfg["epochs"]:
-        why = ", ".join(changed) or f"{done} of {cfg['epochs']} epochs"
-        raise S10Error(f"{shown(folder)} is not a finished run of the assignment's settings ({why}); "
-                       "only such a run is published")
-    seed = cfg["seed"]
-    shutil.copyfile(folder / "record.json", root / "runs" / f"s10-seed{seed}.json")
-    shutil.copyfile(folder / "weights.pt", root / "runs" / f"s10-seed{seed}.pt")
-    for png in sorted((folder / "images").glob("*.png")):
-        shutil.copyfile(png, root / "images" / png.name)
-    if (folder / "S10.ipynb").is_file():
-        shutil.copyfile(folder / "S10.ipynb", root / "S10.ipynb")
-    return f"published seed {seed}: runs/s10-seed{seed}.json/.pt, images/" + \
-        (" and S10.ipynb" if (folder / "S10.ipynb").is_file() else "")

@@ -1,4 +1,4 @@
-"""Training and evaluation loops and `fit` with per-epoch checkpoints.
+"""Training and evaluation loops, and `fit`: the epochs of a run, saved after each one.
 
 Gets model, loaders, optimizer, scheduler, device and precision (utils/device.py) as arguments;
 draws nothing (no matplotlib here).
@@ -13,7 +13,6 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from utils.config import S10Error
-from utils.loaders import normalise, to_device
 
 
 def seed_everything(seed: int) -> None:
@@ -31,11 +30,11 @@ def make_optimizer(model, lr, weight_decay, device, decoupled=False):
     weights only, not to BatchNorm weights and biases. Fused on CUDA: with loss scaling the plain
     step reads a flag back from the GPU every step (GradScaler's `.item()`), the fused one does not.
     Elsewhere the plain implementation, so a CPU run computes what it always did."""
-    if not decoupled:
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda")
-    groups = [{"params": [p for p in model.parameters() if p.ndim > 1]},
-              {"params": [p for p in model.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
-    return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay, decoupled_weight_decay=True,
+    params = model.parameters()
+    if decoupled:
+        params = [{"params": [p for p in model.parameters() if p.ndim > 1]},
+                  {"params": [p for p in model.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, decoupled_weight_decay=decoupled,
                             fused=device.type == "cuda")
 
 
@@ -58,18 +57,18 @@ def train_step(model, x, y, optimizer, device, precision, criterion=F.cross_entr
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, device, precision, progress=True, epoch=1,
-                    check_every=20, criterion=F.cross_entropy, ema=None) -> dict:
+                    criterion=F.cross_entropy, ema=None, check_every=20) -> dict:
     """One pass over `loader`, one optimizer and scheduler step per batch (and `ema` update).
 
-    Returns mean loss, accuracy and the LR of every step. A non-finite loss raises S10Error
-    naming the epoch, step and LR; it is tracked on the device and read every `check_every` steps,
-    so the loop does not wait for the accelerator after each batch.
+    Returns mean loss, accuracy and the LR of every step. A non-finite loss raises S10Error naming
+    the epoch; the sum is read back every `check_every` steps, not after each batch, so the loop
+    does not wait for the accelerator.
     """
     model.train()
     loss_sum, correct, seen, lrs = torch.zeros((), device=device), torch.zeros((), device=device), 0, []
-    first_bad = torch.full((), -1, device=device)
     for step, (x, y) in enumerate(tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress)):
-        x, y = to_device(x, y, device, precision.memory_format)
+        x = x.to(device, non_blocking=True, memory_format=precision.memory_format)
+        y = y.to(device, non_blocking=True)
         lrs.append(optimizer.param_groups[0]["lr"])
         logits, loss = train_step(model, x, y, optimizer, device, precision, criterion)
         scheduler.step()
@@ -78,18 +77,10 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision, prog
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
-        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad)
-        if (step + 1) % check_every == 0:
-            _check_finite(first_bad, epoch, lrs)
-    _check_finite(first_bad, epoch, lrs)
+        if ((step + 1) % check_every == 0 or step + 1 == len(loader)) and not torch.isfinite(loss_sum):
+            raise S10Error(f"training diverged: the loss became NaN/inf in epoch {epoch} by step {step + 1} "
+                           f"(LR {lrs[-1]:.2e}); set a lower S10_LR_MAX and start over")
     return {"loss": loss_sum.item() / seen, "acc": correct.item() / seen, "lrs": lrs}
-
-
-def _check_finite(first_bad, epoch, lrs):
-    step = int(first_bad)
-    if step >= 0:
-        raise S10Error(f"training diverged: the loss became NaN/inf at epoch {epoch}, step {step + 1} "
-                              f"(LR {lrs[step]:.2e}); lower the peak LR (raise S10_LR_MAX_DIVISOR) and start over")
 
 
 @torch.no_grad()
@@ -100,7 +91,7 @@ def predict(model, loader, device, precision, progress=False, mirror=False):
     model.eval()
     outputs, labels = [], []
     for x, y in tqdm(loader, desc="test", leave=False, disable=not progress):
-        x = normalise(x, device, precision.memory_format)
+        x = x.to(device, non_blocking=True, memory_format=precision.memory_format)
         if mirror:
             x = x.flip(3)  # (B, C, H, W): W reversed
         with precision.autocast(device):
@@ -121,13 +112,11 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
         progress=True, log=print, criterion=F.cross_entropy, eval_name="test", ema=None) -> list:
     """Train for `epochs` epochs; return the history, one dict per epoch.
 
-    `run` (utils.run.Run) is saved after every epoch; what it holds is restored first and training
-    continues after its last finished epoch, its earlier epochs listed first (a TrainedRun only
-    restores). Each epoch's shuffle and augmentation come from (seed, epoch) (`set_epoch`), so a
-    resumed run ends with the weights of one that never stopped. A diverging epoch raises before
-    anything is saved. `criterion` is the training loss; `test_loader` is scored with plain
-    cross-entropy, named `eval_name` in the epoch lines. `ema` (`make_ema`) is updated every step,
-    saved with the run and scored after every epoch beside the plain weights (`ema_loss`, `ema_acc`).
+    What `run` (utils.run.Run) holds is restored first: training continues after its last finished
+    epoch, its earlier epochs listed first, and it is saved after every epoch. Each epoch's shuffle
+    and augmentation come from (seed, epoch), so a resumed run ends with the weights of one that
+    never stopped. `test_loader` is scored with plain cross-entropy, named `eval_name`; `ema`
+    (`make_ema`) is updated every step and scored after every epoch (`ema_loss`, `ema_acc`).
     """
     history = run.restore(model, optimizer, scheduler, precision.scaler, ema) if run else []
     resumes = run.resumes + (0 < len(history) < epochs) if run else 0
@@ -137,7 +126,7 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
             log(format_epoch(row, epochs, eval_name) + run.mark)
     for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
-        set_epoch(train_loader, epoch)
+        train_loader.sampler.set_epoch(epoch)
         train = train_one_epoch(model, train_loader, optimizer, scheduler, device, precision, progress, epoch,
                                 criterion=criterion, ema=ema)
         test = evaluate(model, test_loader, device, precision)
@@ -151,13 +140,6 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
         if run:
             run.save_epoch(model, optimizer, scheduler, precision.scaler, history, resumes, epochs, ema)
     return history
-
-
-def set_epoch(loader, epoch: int) -> None:
-    """Tell the loader's sampler (and its dataset, if it has `set_epoch`) which epoch comes next."""
-    for part in (getattr(loader, "sampler", None), getattr(loader, "dataset", None)):
-        if hasattr(part, "set_epoch"):
-            part.set_epoch(epoch)
 
 
 def format_epoch(row: dict, epochs: int, eval_name: str = "test") -> str:

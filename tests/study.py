@@ -14,7 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.config import Settings
+
+
+def result_settings(settings: dict) -> dict:
+    """The settings that change the result: those a record lists up to the seed."""
+    names = list(settings)
+    return {name: settings[name] for name in names[:names.index("seed") + 1]}
 
 
 def read_study(folder="runs/study", first="baseline") -> list:
@@ -26,7 +31,7 @@ def read_study(folder="runs/study", first="baseline") -> list:
         info = json.loads(path.read_text())
         rows = info.get("history", [])
         finished = bool(rows) and len(rows) == info["settings"]["epochs"]
-        records[path.stem] = {"name": path.stem, "settings": Settings(**info["settings"]).result(),
+        records[path.stem] = {"name": path.stem, "settings": result_settings(info["settings"]),
                               "lr_test": info.get("lr_test") or {}, "epochs_done": len(rows),
                               "epochs": info.get("epochs") or info["settings"]["epochs"],
                               "final": rows[-1]["test_acc"] if finished else None,
@@ -37,7 +42,7 @@ def read_study(folder="runs/study", first="baseline") -> list:
     base = records[first]["settings"]
     for record in records.values():
         record["changes"] = [f"S10_{name.upper()} {base[name]!r} -> {value!r}"
-                             for name, value in record["settings"].items() if value != base[name]]
+                             for name, value in record["settings"].items() if value != base.get(name)]
     return [records[first]] + [r for name, r in records.items() if name != first]
 
 
