@@ -1,8 +1,8 @@
 """pytest session set-up, shared by the unit tests and the notebook smoke run (`--nbval-lax`).
 
 Smoke settings go into the environment before the notebook's kernel starts (it inherits them):
-a short schedule on a small subset, whatever S10_* variables the caller had exported. Without CIFAR10_ROOT the notebook runs on a
-small generated image folder, since a test never downloads anything.
+a short schedule on a small subset, whatever S10_* variables the caller had exported. Without
+CIFAR10_ROOT the notebook runs on a small generated image folder, since a test never downloads anything.
 """
 import dataclasses
 import os

@@ -66,7 +66,7 @@ def config_name(precision) -> str:
     """e.g. "fp32 NCHW", "fp32 channels_last", "bf16 autocast + channels_last"."""
     if precision.dtype is None:
         return "fp32 " + ("channels_last" if precision.channels_last else "NCHW")
-    return f"{precision.name.split()[0]} autocast + " + ("channels_last" if precision.channels_last else "NCHW")
+    return f"{precision.name.split()[0]} autocast + {'channels_last' if precision.channels_last else 'NCHW'}"
 
 
 def precision_configs(device) -> list:
@@ -107,7 +107,7 @@ def main(argv=None):
     parser.add_argument("--json", default="benchmark.json", help="where to write the results")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per measurement")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of model-only step and real loop")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of model-only step and real loop")
     args = parser.parse_args(argv)
 
     cfg = Settings.from_env()
@@ -121,8 +121,8 @@ def main(argv=None):
     rows, info = [], {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else
         f"cpu: {cpu.get('model name') or platform.machine()}",
-        "cpu_model": f"{cpu.get('vendor_id', '?')} family {cpu.get('cpu family', '?')} model {cpu.get('model', '?')}, "
-                     f"{features}",
+        "cpu_model": f"{cpu.get('vendor_id', '?')} family {cpu.get('cpu family', '?')} "
+                     f"model {cpu.get('model', '?')}, {features}",
         "threads": torch.get_num_threads(), "cores": os.cpu_count(), "torch": torch.__version__,
         "native_bf16_cpu": cpu_has_bf16(), "batch": batch, "steps": steps,
         "default_precision": str(default.dtype or "fp32"), "channels_last": default.channels_last,
@@ -148,8 +148,8 @@ def main(argv=None):
     n = batch * steps
     rng = np.random.default_rng(0)
     split = Split(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n))
-    pipeline_split = split if args.quick else Split(rng.integers(0, 256, (8 * batch, 32, 32, 3), dtype=np.uint8),
-                                                    rng.integers(0, 10, 8 * batch))
+    pipeline_split = split if args.quick else \
+        Split(rng.integers(0, 256, (8 * batch, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 8 * batch))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -181,7 +181,8 @@ def main(argv=None):
     train_ceiling = batch / float(np.median(step_times))
     loop = n / float(np.median(loop_times))
     add("model-only train step", f"{default_name}, interleaved with the loop", train_ceiling)
-    add("real train loop", f"{default_name}, workers={workers}", loop, fraction_of_ceiling=round(loop / train_ceiling, 3))
+    add("real train loop", f"{default_name}, workers={workers}", loop,
+        fraction_of_ceiling=round(loop / train_ceiling, 3))
 
     # 4. evaluation: model-only forward, then the real evaluate()
     eval_model = copy.deepcopy(model).eval()
@@ -192,7 +193,8 @@ def main(argv=None):
     start = time.perf_counter()
     evaluate(model, test, device, default)
     real_eval = n / (time.perf_counter() - start)
-    add("real evaluate", f"{default_name}, workers={workers}", real_eval, fraction_of_ceiling=round(real_eval / eval_ceiling, 3))
+    add("real evaluate", f"{default_name}, workers={workers}", real_eval,
+        fraction_of_ceiling=round(real_eval / eval_ceiling, 3))
 
     # 5. torch.compile
     if args.compile:
@@ -204,16 +206,19 @@ def main(argv=None):
         if sync:
             sync()
         info["compile_seconds"] = round(time.perf_counter() - start, 1)
-        add("model-only train step", f"{default_name} + torch.compile", batch / timed(step, steps, warmup=1, sync=sync),
-            compile_seconds=info["compile_seconds"])
+        add("model-only train step", f"{default_name} + torch.compile",
+            batch / timed(step, steps, warmup=1, sync=sync), compile_seconds=info["compile_seconds"])
 
     # the prediction for a full 24-epoch run from the ceilings, and what the loop achieves
     epoch_ceiling = 50_000 / train_ceiling + 10_000 / eval_ceiling
     epoch_real = 50_000 / loop + 10_000 / real_eval
-    info.update(loop_fraction=round(loop / train_ceiling, 3), predicted_24_epochs_s_at_ceiling=round(24 * epoch_ceiling),
-                predicted_24_epochs_s_real=round(24 * epoch_real), overhead=round(epoch_real / epoch_ceiling - 1, 3))
+    info.update(loop_fraction=round(loop / train_ceiling, 3),
+                predicted_24_epochs_s_at_ceiling=round(24 * epoch_ceiling),
+                predicted_24_epochs_s_real=round(24 * epoch_real),
+                overhead=round(epoch_real / epoch_ceiling - 1, 3))
     print(f"real loop at {loop / train_ceiling:.1%} of the model-only ceiling; 24 epochs + evaluation: "
-          f"{24 * epoch_real / 60:.0f} min predicted from the real loop, {24 * epoch_ceiling / 60:.0f} min at the ceiling "
+          f"{24 * epoch_real / 60:.0f} min predicted from the real loop, "
+          f"{24 * epoch_ceiling / 60:.0f} min at the ceiling "
           f"(+{epoch_real / epoch_ceiling - 1:.1%})")
     with open(args.json, "w") as f:
         json.dump({"info": info, "rows": rows}, f, indent=1)

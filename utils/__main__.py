@@ -46,7 +46,8 @@ def execute(folder: Path) -> None:
     failed = []
     with tempfile.TemporaryDirectory() as sockets:  # IPC, not TCP: no "without encryption" warning
         kernel = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
-        client = NotebookClient(notebook, km=kernel, timeout=None, resources={"metadata": {"path": str(ROOT)}})
+        client = NotebookClient(notebook, km=kernel, timeout=None,
+                                resources={"metadata": {"path": str(ROOT)}})
 
         def work():
             try:
@@ -118,7 +119,7 @@ def publish(folder, root=ROOT) -> str:
     folder = Path(folder)
     record = read_record(folder / "record.json")
     cfg, done = record["settings"], len(record["history"])
-    changed = [f"S10_{name.upper()}" for name, value in RECIPE.items() if name != "seed" and cfg[name] != value]
+    changed = [f"S10_{name.upper()}" for name in RECIPE if name != "seed" and cfg[name] != RECIPE[name]]
     if changed or done != cfg["epochs"]:
         why = ", ".join(changed) or f"{done} of {cfg['epochs']} epochs"
         raise S10Error(f"{shown(folder)} is not a finished run of the assignment's settings ({why}); "
@@ -131,7 +132,8 @@ def publish(folder, root=ROOT) -> str:
     notebook = (folder / "S10.ipynb").is_file()
     if notebook:
         shutil.copyfile(folder / "S10.ipynb", root / "S10.ipynb")
-    return f"published seed {seed}: runs/s10-seed{seed}.json/.pt, images/" + (" and S10.ipynb" if notebook else "")
+    done = f"published seed {seed}: runs/s10-seed{seed}.json/.pt, images/"
+    return done + (" and S10.ipynb" if notebook else "")
 
 
 def stopped(folder) -> int:

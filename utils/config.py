@@ -49,7 +49,7 @@ class Settings:
     # one-cycle training
     epochs: int = 24                 # epochs
     peak_epoch: float = 5.0          # epoch at whose end the LR reaches LRMAX
-    final_lr_divisor: float = 1.0    # the last step's LR = LRMIN / this; 1 = no annihilation (the assignment's)
+    final_lr_divisor: float = 1.0    # the last step's LR = LRMIN / this; 1 = none (the assignment's)
     weight_decay: float = 1e-4       # Adam's weight decay: an L2 penalty added to the gradient (coupled, as
                                      # in torch.optim.Adam), or a shrink of lr x this a step (decoupled)
     decoupled_weight_decay: bool = False  # AdamW's decay (Adam's decoupled_weight_decay=True), and none for
@@ -57,11 +57,11 @@ class Settings:
     label_smoothing: float = 0.0     # cross-entropy target smoothing (training and range test), 0..1
     seed: int = 1                    # seeds torch, numpy, random and the augmentations
     # where and how (these do not change the result)
-    data_root: Optional[str] = None  # image folder with train/<class>/ and test/<class>/; None: torchvision download
+    data_root: Optional[str] = None  # folder of train/<class>/, test/<class>/ images; None: download
     download_dir: str = "data"       # where torchvision downloads CIFAR-10
     cache_dir: str = "data/cache"    # decoded uint8 arrays of an image folder, reused on the next start
     runs_dir: str = "experiments"    # where run folders go (utils/run.py); ignored by git
-    weights: str = ""                # trained weights (runs/*.pt, record beside) to explore instead of training
+    weights: str = ""                # trained weights (runs/*.pt, record beside) to explore, not train
     device: str = "auto"             # "auto", "cuda", "mps" or "cpu"
     amp: bool = True                 # mixed precision: bf16 autocast on CPU, bf16/fp16 on CUDA
     channels_last: bool = True       # NHWC memory layout (faster convolutions with amp)
@@ -73,7 +73,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env=None, **base) -> "Settings":
-        """`base` values (defaults for the rest), then environment variables `S10_<FIELD>` and `CIFAR10_ROOT`."""
+        """`base` values (defaults for the rest), then the environment's `S10_<FIELD>` and `CIFAR10_ROOT`."""
         env = os.environ if env is None else env
         names = {env_name(field.name): field for field in dataclasses.fields(cls)}
         for name in env:
@@ -81,7 +81,7 @@ class Settings:
                 near = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
                 raise S10Error(f"{name} is no setting; " + (f"did you mean {near[0]}?" if near else
                                "the settings are the fields of utils/config.py, as S10_<FIELD>"))
-        values = {field.name: _parse(name, env[name], field.type) for name, field in names.items() if name in env}
+        values = {f.name: _parse(name, env[name], f.type) for name, f in names.items() if name in env}
         if "data_root" not in values and env.get("CIFAR10_ROOT"):
             values["data_root"] = env["CIFAR10_ROOT"]
         return cls(**{**base, **values})

@@ -39,7 +39,8 @@ class Split:
     def subset(self, n: int, seed: int, name: str = "subset") -> "Split":
         """`n` images drawn at random without replacement (seeded); 0 keeps them all."""
         if n > len(self):
-            raise S10Error(f"{name}={n} asks for more images than the {len(self)} there are; lower it or set 0 for all")
+            raise S10Error(f"{name}={n} asks for more images than the {len(self)} there are; "
+                           "lower it or set 0 for all")
         if n in (0, len(self)):
             return self
         return self.take(np.sort(np.random.default_rng(seed).permutation(len(self))[:n]))
@@ -49,8 +50,9 @@ class Split:
         rng, per_class = np.random.default_rng(seed), n // len(CLASSES)
         counts = np.bincount(self.labels, minlength=len(CLASSES))
         if n % len(CLASSES) or not 0 < n < len(self) or per_class >= counts.min():
-            raise S10Error(f"S10_VALIDATION={n} must be a multiple of {len(CLASSES)} (as many images from every "
-                           f"class, fewer than its {counts.min()}); e.g. S10_VALIDATION=5000, or 0 for none")
+            raise S10Error(f"S10_VALIDATION={n} must be a multiple of {len(CLASSES)} (as many images from "
+                           f"every class, fewer than its {counts.min()}); e.g. S10_VALIDATION=5000, "
+                           "or 0 for none")
         held = np.sort(np.concatenate([rng.choice(np.flatnonzero(self.labels == c), per_class, replace=False)
                                        for c in range(len(CLASSES))]))
         return self.take(np.setdiff1d(np.arange(len(self)), held)), self.take(held)
@@ -137,7 +139,8 @@ def decode(files) -> Split:
         except Exception as exc:
             raise S10Error(f"cannot read image {path} ({first_line(exc)}); replace or delete it") from None
         if pixels.shape != (32, 32, 3):
-            raise S10Error(f"image {path} is {pixels.shape[1]}x{pixels.shape[0]}, not 32x32; resize or delete it")
+            raise S10Error(f"image {path} is {pixels.shape[1]}x{pixels.shape[0]}, not 32x32; "
+                           "resize or delete it")
         images[i] = pixels
     return Split(images, np.array([label for _, label in files], np.int64))
 

@@ -15,7 +15,8 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise S10Error("S10_DEVICE=cuda but torch sees no CUDA GPU here; run on a GPU machine or unset S10_DEVICE")
+        raise S10Error("S10_DEVICE=cuda but torch sees no CUDA GPU here; "
+                       "run on a GPU machine or unset S10_DEVICE")
     if name == "cuda":
         torch.backends.cudnn.benchmark = True
     return torch.device(name)
@@ -26,9 +27,9 @@ def check_runtime(cfg, device) -> None:
     before a CPU run (about 9.5 h) does. Exploring trained weights (S10_WEIGHTS) takes minutes on the
     CPU and stays allowed, and so does the CPU asked for by name (S10_DEVICE=cpu)."""
     if "google.colab" in sys.modules and device.type == "cpu" and not cfg.weights and cfg.device != "cpu":
-        raise SystemExit("This Colab runtime has no GPU: choose Runtime > Change runtime type > T4 GPU, then Run all "
-                         "again (or set WEIGHTS in the first cell to explore trained weights, or CPU_ON_PURPOSE = True "
-                         "to train on the CPU for about 9.5 hours)")
+        raise SystemExit("This Colab runtime has no GPU: choose Runtime > Change runtime type > T4 GPU, "
+                         "then Run all again (or set WEIGHTS in the first cell to explore trained weights, "
+                         "or CPU_ON_PURPOSE = True to train on the CPU for about 9.5 hours)")
 
 
 @dataclass
@@ -126,7 +127,8 @@ def pick_precision(device, amp=True, channels_last=True, keep=None) -> Precision
         reason = "native bf16 on this card" if native else "this card has no native bf16"
     else:  # MPS: autocast needs torch >= 2.5 there and loss scaling works only in later versions
         dtype, reason = None, "no mixed precision on MPS" if device.type == "mps" else ""
-    return Precision(dtype, channels_last, torch.amp.GradScaler(device.type, enabled=dtype == torch.float16), reason)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    return Precision(dtype, channels_last, scaler, reason)
 
 
 def environment(device) -> dict:
@@ -136,9 +138,9 @@ def environment(device) -> dict:
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         cpuinfo().get("model name") or platform.machine()
-    return {"device_name": name, "threads": torch.get_num_threads(),
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "torchvision": torchvision.__version__, "albumentations": albumentations.__version__}}
+    versions = {"python": platform.python_version(), "torch": torch.__version__,
+                "torchvision": torchvision.__version__, "albumentations": albumentations.__version__}
+    return {"device_name": name, "threads": torch.get_num_threads(), "versions": versions}
 
 
 def describe(cfg, device, workers) -> str:

@@ -1,6 +1,7 @@
 """What the trained network gets right and wrong, in numbers and tables: the result of a run and of
-every published seed (runs/s10-seed<n>.json), scores per class, the confusion matrix, the most confident mistakes, and Grad-CAM maps
-(pytorch-grad-cam) of where it looked. The figures are drawn by utils/plots.py."""
+every published seed (runs/s10-seed<n>.json), scores per class, the confusion matrix, the most
+confident mistakes, and Grad-CAM maps (pytorch-grad-cam) of where it looked. The figures are drawn
+by utils/plots.py."""
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,16 +39,16 @@ class Predictions:
 
 def confusion(labels, predicted, classes: int = len(CLASSES)) -> np.ndarray:
     """(classes, classes) counts: row = true class, column = predicted class."""
-    return np.bincount(classes * np.asarray(labels) + np.asarray(predicted), minlength=classes ** 2).reshape(classes, classes)
+    counts = np.bincount(classes * np.asarray(labels) + np.asarray(predicted), minlength=classes ** 2)
+    return counts.reshape(classes, classes)
 
 
 def per_class_table(matrix: np.ndarray) -> str:
     """class, correct / total, accuracy: one line per class, from a confusion matrix."""
+    rows = [*zip(CLASSES, np.diag(matrix), matrix.sum(1)), ("all", np.trace(matrix), matrix.sum())]
     lines = [f"{'class':<11}{'correct / total':>17}{'accuracy':>10}"]
-    for name, row, correct in zip(CLASSES, matrix, np.diag(matrix)):
-        lines.append(f"{name:<11}{correct:>9,} / {row.sum():<6,}{100 * correct / max(row.sum(), 1):>9.1f}%")
-    total = matrix.sum()
-    lines.append(f"{'all':<11}{np.trace(matrix):>9,} / {total:<6,}{100 * np.trace(matrix) / max(total, 1):>9.1f}%")
+    for name, correct, total in rows:
+        lines.append(f"{name:<11}{correct:>9,} / {total:<6,}{100 * correct / max(total, 1):>9.1f}%")
     return "\n".join(lines)
 
 
@@ -90,7 +91,8 @@ def grad_cam(model, layer, images: np.ndarray, classes, method=GradCAM) -> np.nd
     targets = [ClassifierOutputTarget(int(c)) for c in classes]
     try:
         with torch.enable_grad(), method(model=model, target_layers=[layer]) as cam:
-            maps = cam(input_tensor=normalise(torch.from_numpy(np.asarray(images))).to(device), targets=targets)
+            x = normalise(torch.from_numpy(np.asarray(images))).to(device)
+            maps = cam(input_tensor=x, targets=targets)
     finally:
         model.train(was_training)
     return np.clip(maps, 0.0, 1.0)
@@ -108,19 +110,20 @@ def seconds_per_epoch(history) -> float:
 
 def results_table(history, info: dict, found, resumes: int, eval_name="test") -> str:
     """The run's result in a few lines: final-epoch test (or validation) accuracy first."""
-    last = history[-1]
-    best = max(history, key=lambda row: row["test_acc"])
+    last, best = history[-1], max(history, key=lambda row: row["test_acc"])
     seconds = [row["seconds"] for row in history]
+    workers = plural(info["workers"], "loader worker") if "workers" in info else "? loader workers"
     rows = [
-        (f"{eval_name} accuracy, final epoch", f"{100 * last['test_acc']:.2f}% (epoch {last['epoch']}/{len(history)})"),
+        (f"{eval_name} accuracy, final epoch",
+         f"{100 * last['test_acc']:.2f}% (epoch {last['epoch']}/{len(history)})"),
         ("best epoch (information only)", f"{100 * best['test_acc']:.2f}% (epoch {best['epoch']})"),
         *([("EMA of the weights, final epoch", f"{100 * last['ema_acc']:.2f}% (beside the plain weights)")]
           if "ema_acc" in last else []),
         ("train accuracy, final epoch", f"{100 * last['train_acc']:.2f}%"),
         ("seconds per epoch", f"{seconds_per_epoch(history):.0f} (median of {plural(len(seconds), 'epoch')}, "
                               f"train + {eval_name}; {sum(seconds) / 60:.0f} min in all)"),
-        ("device", f"{info.get('device', '?')} ({info.get('device_name', '?')}), {info.get('threads', '?')} threads, "
-                   f"{plural(info['workers'], 'loader worker') if 'workers' in info else '? loader workers'}"),
+        ("device", f"{info.get('device', '?')} ({info.get('device_name', '?')}), "
+                   f"{info.get('threads', '?')} threads, {workers}"),
         ("precision", info.get("precision", "?")),
         ("data", info.get("data_source", "?")),
         ("LRMIN / LRMAX", f"{found.lr_min:.2e} / {found.lr_max:.2e} (loss minimum at {found.lr_at_min:.2e})"),
@@ -132,10 +135,9 @@ def results_table(history, info: dict, found, resumes: int, eval_name="test") ->
 
 def read_records(folder="runs") -> list:
     """The published runs in `folder` (runs/s10-seed<n>.json), by seed."""
-    records = [{**json.loads(path.read_text()), "path": str(path)} for path in Path(folder).glob("s10-seed*.json")]
+    paths = Path(folder).glob("s10-seed*.json")
+    records = [json.loads(path.read_text()) | {"path": str(path)} for path in paths]
     return sorted(records, key=lambda record: record["settings"]["seed"])
-
-
 
 def seeds_table(records, target=0.90) -> str:
     """One line per published run (LR range test, final-epoch and best test accuracy, seconds per
@@ -149,11 +151,12 @@ def seeds_table(records, target=0.90) -> str:
         best = max(rows, key=lambda row: row["test_acc"])
         best = f"{100 * best['test_acc']:.2f}% (epoch {best['epoch']})"
         lines.append(f"{r['settings']['seed']:>4}  {lr['lr_max']:.2e} / {lr['lr_min']:.2e}  {final:<19}  "
-                     f"{best:<17}  {seconds_per_epoch(rows):>7.0f}  {r['device']} ({r['device_name']}), {r['precision']}")
+                     f"{best:<17}  {seconds_per_epoch(rows):>7.0f}  "
+                     f"{r['device']} ({r['device_name']}), {r['precision']}")
     if records:
         accs = 100 * np.array([r["history"][-1]["test_acc"] for r in records])
         spread = f" +- {accs.std(ddof=1):.2f} (sample std)" if len(accs) > 1 else ""
-        lines.append(f"final-epoch test accuracy over {plural(len(accs), 'finished run')}: mean {accs.mean():.2f}%{spread}, "
-                     f"min {accs.min():.2f}%; {int((accs >= 100 * target).sum())} of {len(accs)} reached "
-                     f"{100 * target:.0f}%")
+        lines.append(f"final-epoch test accuracy over {plural(len(accs), 'finished run')}: "
+                     f"mean {accs.mean():.2f}%{spread}, min {accs.min():.2f}%; "
+                     f"{int((accs >= 100 * target).sum())} of {len(accs)} reached {100 * target:.0f}%")
     return "\n".join(lines)

@@ -35,7 +35,8 @@ class CIFARDataset(Dataset):
         if self.transform is None:
             return torch.from_numpy(self.images[indices]), labels
         reseed(self.transform, (self.seed, epoch, int(indices[0])))
-        return torch.from_numpy(np.stack([self.transform(image=self.images[i])["image"] for i in indices])), labels
+        images = np.stack([self.transform(image=self.images[i])["image"] for i in indices])
+        return torch.from_numpy(images), labels
 
     def __getitem__(self, key):
         x, y = self.__getitems__([key])
@@ -80,9 +81,9 @@ def resolve_workers(cfg, device_type: str) -> int:
 def make_loader(dataset, batch_size: int, train: bool, workers: int, device_type: str = "cpu", seed: int = 0):
     """Training: shuffled by EpochShuffle(seed); testing: in order. Workers live across epochs and
     pin memory for a GPU."""
-    return DataLoader(dataset, batch_size=batch_size, sampler=EpochShuffle(len(dataset), seed) if train else None,
-                      num_workers=workers, pin_memory=device_type == "cuda", collate_fn=as_batch,
-                      persistent_workers=workers > 0)
+    sampler = EpochShuffle(len(dataset), seed) if train else None
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      collate_fn=as_batch, pin_memory=device_type == "cuda", persistent_workers=workers > 0)
 
 
 def make_loaders(data, cfg, device_type: str):

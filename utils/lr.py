@@ -46,7 +46,7 @@ class LRTest:
     lr_min: float      # LRMIN, where the cycle starts and ends
     diverged: bool = False  # the sweep stopped early because the loss blew up
     seconds: float = None   # how long the sweep took (None in records written before it was timed)
-    lr_onset: float = None  # LR where the smoothed loss starts to fall (None: LRMIN by ratio, or older records)
+    lr_onset: float = None  # LR where the smoothed loss starts to fall (None: LRMIN by ratio)
     fixed_max: bool = False  # LRMAX was set (S10_LR_MAX), not found
 
     def __str__(self):
@@ -61,8 +61,9 @@ def loss_onset(lrs, losses, best: int) -> float:
     """The LR at which the smoothed loss starts to fall (the rule of this module's docstring)."""
     fallen = np.flatnonzero(losses[:best + 1] <= losses[0] - 0.1 * (losses[0] - losses[best]))
     if fallen[0] < len(losses) // 10:
-        raise S10Error(f"the loss already falls in the first tenth of the LR range test (at LR {lrs[fallen[0]]:.2e}); "
-                       "lower S10_LR_FINDER_START so that the sweep starts where the loss does not move yet")
+        raise S10Error(f"the loss already falls in the first tenth of the LR range test "
+                       f"(at LR {lrs[fallen[0]]:.2e}); lower S10_LR_FINDER_START so that the sweep starts "
+                       "where the loss does not move yet")
     return float(lrs[fallen[0]])
 
 
@@ -75,16 +76,17 @@ def pick_lrs(lrs, losses, min_divisor: float = 100.0, lr_max: float = 0.0, min_r
                        "or lower S10_LR_FINDER_START")
     best = int(np.argmin(np.where(finite, losses, np.inf)))
     if best < 0.1 * len(losses):
-        raise S10Error(f"the loss never fell during the LR range test (lowest at the start, LR {lrs[best]:.2e}); "
-                       "lower S10_LR_FINDER_START or check the data and labels")
+        raise S10Error(f"the loss never fell during the LR range test (lowest at the start, "
+                       f"LR {lrs[best]:.2e}); lower S10_LR_FINDER_START or check the data and labels")
     if best == len(losses) - 1:
-        warnings.warn(f"the loss was still falling at the last LR tested ({lrs[best]:.2e}); raise S10_LR_FINDER_END",
-                      stacklevel=2)
+        warnings.warn(f"the loss was still falling at the last LR tested ({lrs[best]:.2e}); "
+                      "raise S10_LR_FINDER_END", stacklevel=2)
     onset = loss_onset(lrs, losses, best) if min_rule == "onset" else None
     peak = lr_max or float(lrs[best])
     lr_min = onset or peak / min_divisor
     if lr_min >= peak:
-        raise S10Error(f"LRMIN {lr_min:.2e} is not below LRMAX {peak:.2e}; check S10_LR_MAX and S10_LR_MIN_RULE")
+        raise S10Error(f"LRMIN {lr_min:.2e} is not below LRMAX {peak:.2e}; "
+                       "check S10_LR_MAX and S10_LR_MIN_RULE")
     return LRTest(lrs.tolist(), losses.tolist(), float(lrs[best]), peak, float(lr_min), lr_onset=onset,
                   fixed_max=bool(lr_max))
 
@@ -107,12 +109,13 @@ def lr_range_test(model, optimizer, loader, device, cfg, precision) -> LRTest:
                               num_iter=cfg.lr_finder_iters, step_mode="exp")
     finally:
         finder.reset()
-    found = pick_lrs(finder.history["lr"], finder.history["loss"], cfg.lr_min_divisor, cfg.lr_max, cfg.lr_min_rule)
+    history = finder.history
+    found = pick_lrs(history["lr"], history["loss"], cfg.lr_min_divisor, cfg.lr_max, cfg.lr_min_rule)
     found.diverged, found.seconds = "diverged" in printed.getvalue(), round(time.perf_counter() - start, 1)
     return found
 
 
-def one_cycle(optimizer, lr_max, lr_min, epochs, steps_per_epoch, peak_epoch=5, final_divisor=1.0) -> OneCycleLR:
+def one_cycle(optimizer, lr_max, lr_min, epochs, steps_per_epoch, peak_epoch=5, final_divisor=1.0):
     """Linear one-cycle, stepped once per batch: LRMIN -> LRMAX at the end of `peak_epoch` -> LRMIN.
 
     Two phases (`three_phase=False`) and no annihilation (`final_div_factor=1`): the last step

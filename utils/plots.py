@@ -7,8 +7,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from utils.data import CLASSES
-from utils.loaders import as_trained
 from utils.gallery import percent
+from utils.loaders import as_trained
 from utils.transforms import describe
 
 
@@ -20,23 +20,32 @@ def save(fig: Figure, folder, name: str, dpi: int = 80) -> Figure:
     return fig
 
 
-def by_class(labels, per_class: int = 1, classes: int = len(CLASSES)) -> list:
+def panels(rows: int, cols: int, width: float, height: float):
+    """A figure of rows x cols image panels, `width` x `height` inches each, axes hidden."""
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, axes
+
+
+def show(ax, image, title: str, fontsize=8) -> None:
+    ax.imshow(image, interpolation="nearest")
+    ax.set_title(title, fontsize=fontsize)
+
+
+def by_class(labels, per_class: int = 1) -> list:
     """Indices of the first `per_class` images of each class, class by class (the folders are
     sorted by class, so "the first 20 images" would all be airplanes)."""
-    labels = np.asarray(labels)
-    return [int(i) for c in range(classes) for i in np.flatnonzero(labels == c)[:per_class]]
+    return [int(i) for c in range(len(CLASSES)) for i in np.flatnonzero(np.asarray(labels) == c)[:per_class]]
 
 
 def image_grid(images, labels, per_class=2, title=None) -> Figure:
     """The first `per_class` images of every class with their class names, a class per column."""
-    fig = Figure(figsize=(1.2 * len(CLASSES), 1.35 * per_class), layout="constrained")
-    axes = fig.subplots(per_class, len(CLASSES), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = panels(per_class, len(CLASSES), 1.2, 1.35)
     for c, name in enumerate(CLASSES):
         for row, i in enumerate(np.flatnonzero(np.asarray(labels) == c)[:per_class]):
-            axes[row, c].imshow(images[i], interpolation="nearest")
-            axes[row, c].set_title(name, fontsize=8)
+            show(axes[row, c], images[i], name)
     fig.suptitle(title or "")
     return fig
 
@@ -52,10 +61,9 @@ def lr_range_plot(found) -> Figure:
                             (found.lr_min, "LRMIN", "-.")):
         ax.axvline(lr, color="black", linestyle=style, label=f"{name} {lr:.1e}")
     losses = np.asarray(found.losses)[np.isfinite(found.losses)]
-    low, high = losses.min(), losses[0]
-    ax.set_ylim(low - 0.1 * (high - low + 1e-3), max(high, low) + 0.5 * (high - low + 1e-3))
-    ratio = found.lr_at_min / found.lr_max
-    peak = "fixed" if found.fixed_max else "the loss minimum" + (f" / {ratio:g}" if abs(ratio - 1) > 1e-9 else "")
+    low, span = losses.min(), losses[0] - losses.min() + 1e-3
+    ax.set_ylim(low - 0.1 * span, low + 1.5 * span)  # from below the minimum to above the start
+    peak = "fixed" if found.fixed_max else "the loss minimum"
     floor = "where the loss starts to fall" if found.lr_onset else f"LRMAX / {found.lr_max / found.lr_min:g}"
     ax.set_title(f"LR range test: LRMAX = {peak}, LRMIN = {floor}", fontsize=10)
     ax.legend()
@@ -67,8 +75,8 @@ def schedule_plot(lrs, steps_per_epoch) -> Figure:
     fig = Figure(figsize=(7, 3), layout="constrained")
     ax = fig.subplots()
     epochs = np.arange(1, len(lrs) + 1) / steps_per_epoch
-    ax.plot(epochs, lrs)
     peak = int(np.argmax(lrs))
+    ax.plot(epochs, lrs)
     ax.plot(epochs[peak], lrs[peak], "o", color="tab:red")
     ax.annotate(f"LRMAX {lrs[peak]:.2e} (end of epoch {epochs[peak]:g})", (epochs[peak], lrs[peak]),
                 xytext=(8, 4), textcoords="offset points", va="bottom")
@@ -84,36 +92,30 @@ def schedule_plot(lrs, steps_per_epoch) -> Figure:
 def augmentation_grid(loader, n=4, epochs=range(1, 7)) -> Figure:
     """An image of each of `n` classes as stored, then as the training `loader` draws it in each of
     `epochs` (reflect-padded crop, flip, cutout): the very images training sees."""
-    dataset = loader.dataset
-    indices = by_class(dataset.labels)[:n]
-    epochs = list(epochs)
-    fig = Figure(figsize=(1.25 * (len(epochs) + 1), 1.3 * len(indices)), layout="constrained")
-    axes = fig.subplots(len(indices), len(epochs) + 1, squeeze=False)
-    for row, i in zip(axes, indices):
-        row[0].imshow(dataset.original(i), interpolation="nearest")
-        row[0].set_title(f"original: {CLASSES[int(dataset.labels[i])]}", fontsize=8)
+    dataset, epochs = loader.dataset, list(epochs)
+    fig, axes = panels(n, len(epochs) + 1, 1.25, 1.3)
+    for row, i in zip(axes, by_class(dataset.labels)[:n]):
+        show(row[0], dataset.original(i), f"original: {CLASSES[int(dataset.labels[i])]}")
         for ax, epoch in zip(row[1:], epochs):
-            ax.imshow(as_trained(loader, epoch, i), interpolation="nearest")
-            ax.set_title(f"epoch {epoch}", fontsize=8)
-    for ax in axes.flat:
-        ax.axis("off")
+            show(ax, as_trained(loader, epoch, i), f"epoch {epoch}")
     fig.suptitle(f"train pipeline: {describe(dataset.transform)}", fontsize=10)
     return fig
 
 
 def curves(history, eval_name="test") -> Figure:
-    """Loss and accuracy per epoch, train against the evaluation set (`eval_name`: test or validation)."""
+    """Loss and accuracy per epoch, train against the evaluation set (`eval_name`: test or validation),
+    and the accuracy of the EMA of the weights where the run has one."""
     epochs = [row["epoch"] for row in history]
     fig = Figure(figsize=(10, 3.5), layout="constrained")
     loss, acc = fig.subplots(1, 2)
-    for split, style in (("train", "-o"), ("test", "-s")):
-        label = eval_name if split == "test" else split
+    for split, label, style in (("train", "train", "-o"), ("test", eval_name, "-s")):
         loss.plot(epochs, [row[f"{split}_loss"] for row in history], style, markersize=3, label=label)
         acc.plot(epochs, [100 * row[f"{split}_acc"] for row in history], style, markersize=3, label=label)
     if "ema_acc" in history[-1]:
-        acc.plot(epochs, [100 * row["ema_acc"] for row in history], ":", label=f"{eval_name}, EMA of the weights")
+        acc.plot(epochs, [100 * row["ema_acc"] for row in history], ":", label=f"{eval_name}, EMA weights")
     loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    acc.set(xlabel="epoch", ylabel="accuracy (%)", title=f"accuracy (final {eval_name} {100 * history[-1]['test_acc']:.2f}%)")
+    acc.set(xlabel="epoch", ylabel="accuracy (%)",
+            title=f"accuracy (final {eval_name} {100 * history[-1]['test_acc']:.2f}%)")
     acc.axhline(90, color="grey", linestyle=":", label="target 90%")
     for ax in (loss, acc):
         ax.legend()
@@ -140,40 +142,27 @@ def confusion_matrix(matrix, eval_name="test") -> Figure:
 
 def misclassified_grid(images, labels, predicted, confidence, ncols=5) -> Figure:
     """Wrong predictions: each image titled true -> predicted (confidence, by `percent`)."""
-    n = len(images)
-    nrows = -(-n // ncols)
-    fig = Figure(figsize=(1.9 * ncols, 2.0 * nrows), layout="constrained")
-    for i, ax in enumerate(fig.subplots(nrows, ncols, squeeze=False).flat):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(images[i], interpolation="nearest")
-            ax.set_title(f"true {CLASSES[labels[i]]}\npred {CLASSES[predicted[i]]} ({percent(confidence[i])})",
-                         fontsize=8)
+    fig, axes = panels(-(-len(images) // ncols), ncols, 1.9, 2.0)
+    for ax, image, label, guess, p in zip(axes.flat, images, labels, predicted, confidence):
+        show(ax, image, f"true {CLASSES[label]}\npred {CLASSES[guess]} ({percent(p)})")
     return fig
 
 
 def grad_cam_grid(images, labels, predicted, for_predicted, for_true, layer: str, method="Grad-CAM",
                   per_row=4) -> Figure:
     """Per image three panels: the image, its map for the predicted class and for the true class
-    (gallery.grad_cam's), overlaid by pytorch-grad-cam's show_cam_on_image; `method` and
-    `layer` named in the title. Each map is scaled to its own maximum (red), as pytorch-grad-cam does."""
+    (gallery.grad_cam's), overlaid by pytorch-grad-cam's show_cam_on_image; `method` and `layer`
+    named in the title. Each map is scaled to its own maximum (red), as pytorch-grad-cam does."""
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
-    n = len(images)
-    nrows = -(-n // per_row)
-    fig = Figure(figsize=(1.15 * 3 * per_row, 1.35 * nrows), layout="constrained")
-    axes = fig.subplots(nrows, 3 * per_row, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for i in range(n):
+    fig, axes = panels(-(-len(images) // per_row), 3 * per_row, 1.15, 1.35)
+    for i, image in enumerate(images):
+        rgb = np.asarray(image, np.float32) / 255
         row, col = divmod(i, per_row)
-        rgb = np.asarray(images[i], np.float32) / 255
-        panels = [(rgb, f"true {CLASSES[labels[i]]}"),
-                  (show_cam_on_image(rgb, for_predicted[i], use_rgb=True), f"for pred. {CLASSES[predicted[i]]}"),
-                  (show_cam_on_image(rgb, for_true[i], use_rgb=True), f"for true {CLASSES[labels[i]]}")]
-        for ax, (picture, caption) in zip(axes[row, 3 * col:3 * col + 3], panels):
-            ax.imshow(picture, interpolation="nearest")
-            ax.set_title(caption, fontsize=7)
+        show(axes[row, 3 * col], rgb, f"true {CLASSES[labels[i]]}", 7)
+        for k, (cam, caption) in enumerate(((for_predicted[i], f"for pred. {CLASSES[predicted[i]]}"),
+                                            (for_true[i], f"for true {CLASSES[labels[i]]}")), 1):
+            show(axes[row, 3 * col + k], show_cam_on_image(rgb, cam, use_rgb=True), caption, 7)
     fig.suptitle(f"{method} at {layer}: image | map for the predicted class | map for the true class "
                  "(each map scaled to its own maximum)", fontsize=10)
     return fig

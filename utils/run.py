@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -97,8 +96,8 @@ class Run:
                 raise S10Error(f"{shown(self.checkpoint)} is unreadable ({first_line(exc)}); {fix}") from None
         if weights:  # a published run: its weights, with the range test and epochs of its record
             self.info = read_record(Path(weights).with_suffix(".json"))
-            self.state = {"model": self.state, "lr_test": self.info["lr_test"], "history": self.info["history"],
-                          "resumes": self.info.get("resumes", 0)}
+            self.state = {"model": self.state, "lr_test": self.info["lr_test"],
+                          "history": self.info["history"], "resumes": self.info.get("resumes", 0)}
         self.mark = "" if weights else "  *"  # marks an epoch listed from an earlier execution
 
     @property
@@ -113,7 +112,8 @@ class Run:
         """The run's LR range test: the stored one if there is one, else `sweep()`, stored at once."""
         if self.state.get("lr_test"):
             found = LRTest(**self.state["lr_test"])
-            where = f"from the record of {self.weights} (not swept)" if self.weights else "of this run (stored, not swept again)"
+            where = f"from the record of {self.weights} (not swept)" if self.weights else \
+                "of this run (stored, not swept again)"
             log(f"LR range test {where}: {found}")
             return found
         found = sweep()
@@ -131,7 +131,8 @@ class Run:
             raise S10Error(f"{shown(self.checkpoint)} holds another network ({first_line(exc)[:80]}); "
                            "use weights a run of this notebook saved") from None
         if not self.weights:
-            for obj, key in ((optimizer, "optimizer"), (scheduler, "scheduler"), (scaler, "scaler"), (ema, "ema")):
+            parts = {"optimizer": optimizer, "scheduler": scheduler, "scaler": scaler, "ema": ema}
+            for key, obj in parts.items():
                 if obj is not None:
                     obj.load_state_dict(self.state[key])
             torch.set_rng_state(self.state["torch_rng"])
@@ -142,12 +143,13 @@ class Run:
         if self.weights:
             return f"the {done} epochs of the run that made {self.weights}, from its record (nothing trained)"
         state = f"continued after epoch {done}" if done < epochs else "complete; nothing left to train"
-        return f"run {shown(self.folder)} {state}; * = trained by an earlier execution, shown from its checkpoint"
+        return f"run {shown(self.folder)} {state}; * = trained by an earlier execution, from its checkpoint"
 
     def save_epoch(self, model, optimizer, scheduler, scaler, history, resumes, epochs, ema=None) -> None:
-        self._save(model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                   scaler=scaler.state_dict(), ema=ema.state_dict() if ema is not None else None,
-                   torch_rng=torch.get_rng_state(), history=history, resumes=resumes)
+        self._save(model=model.state_dict(), optimizer=optimizer.state_dict(),
+                   scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
+                   ema=ema.state_dict() if ema is not None else None, torch_rng=torch.get_rng_state(),
+                   history=history, resumes=resumes)
         if len(history) == epochs:
             weights = {name: value.detach().float().cpu() if value.is_floating_point() else value.cpu()
                        for name, value in model.state_dict().items()}
@@ -167,14 +169,16 @@ def open_run(cfg, data, device, workers, log=print) -> Run:
     folder = run_folder(cfg, data.digest)
     if cfg.weights:
         run = Run(folder, precision=pick_precision(device, cfg.amp, cfg.channels_last), weights=cfg.weights)
-        log(f"weights {cfg.weights}: seed {cfg.seed}, {len(run.history)} epochs; figures in {shown(run.figures)}")
+        log(f"weights {cfg.weights}: seed {cfg.seed}, {len(run.history)} epochs; "
+            f"figures in {shown(run.figures)}")
         return run
     run = Run(folder)
     run.precision = pick_precision(device, cfg.amp, cfg.channels_last, keep=run.state.get("precision"))
-    run.info = {"settings": dataclasses.asdict(cfg) | {"data_root": shown(cfg.data_root) if cfg.data_root else None},
-                "code": code_hash(), "code_commit": git_commit(), "data": data.digest, "data_source": data.source,
-                "evaluated_on": data.eval_name, "device": device.type, **environment(device),
-                "precision": run.precision.name, "workers": workers, "epochs": cfg.epochs}
+    settings = dataclasses.asdict(cfg) | {"data_root": shown(cfg.data_root) if cfg.data_root else None}
+    run.info = {"settings": settings, "code": code_hash(), "code_commit": git_commit(), "data": data.digest,
+                "data_source": data.source, "evaluated_on": data.eval_name, "device": device.type,
+                **environment(device), "precision": run.precision.name, "workers": workers,
+                "epochs": cfg.epochs}
     state = f"{len(run.history)} of {cfg.epochs} epochs done" if run.history else "new"
     log(f"run folder {shown(run.folder)} ({state}), precision {precision_line(run.precision)}")
     return run
@@ -182,8 +186,9 @@ def open_run(cfg, data, device, workers, log=print) -> Run:
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip() or "unknown"
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10)
+        return done.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

@@ -45,7 +45,7 @@ def make_ema(model, decay=EMA_DECAY) -> AveragedModel:
 
 
 def train_step(model, x, y, optimizer, device, precision, criterion=F.cross_entropy):
-    """Forward, loss (`criterion`: cross-entropy), backward and optimizer step on one batch; returns (logits, loss)."""
+    """Forward, loss (`criterion`), backward and optimizer step on one batch; returns (logits, loss)."""
     with precision.autocast(device):
         logits = model(x)
         loss = criterion(logits, y)
@@ -143,7 +143,8 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
 
 
 def format_epoch(row: dict, epochs: int, eval_name: str = "test") -> str:
+    ema = f"EMA acc {100 * row['ema_acc']:5.2f}%  " if "ema_acc" in row else ""
     return (f"epoch {row['epoch']:>2}/{epochs}  lr {row['lr']:.2e}  "
             f"train loss {row['train_loss']:.3f} acc {100 * row['train_acc']:5.2f}%  "
             f"{eval_name} loss {row['test_loss']:.3f} acc {100 * row['test_acc']:5.2f}%  "
-            + (f"EMA acc {100 * row['ema_acc']:5.2f}%  " if "ema_acc" in row else "") + f"{row['seconds']:.0f} s")
+            f"{ema}{row['seconds']:.0f} s")

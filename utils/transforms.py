@@ -44,7 +44,7 @@ def train_transforms(cutout_p: float = 1.0, seed=None, hole: int = 8) -> A.Compo
 
 
 def describe(transform: A.Compose) -> str:
-    """What the train pipeline does, for figure titles: "pad 4 (reflect) + random crop 32, flip, 8x8 cutout"."""
+    """What the train pipeline does: "pad 4 (reflect) + random crop 32, flip, 8x8 cutout"."""
     hole = next((t for t in transform.transforms if isinstance(t, A.CoarseDropout)), None)
     side = hole.hole_height_range[0] if hole else 0
     cutout = f"{side}x{side} cutout" + (f" (p {hole.p:g})" if hole.p < 1 else "") if hole else "no cutout"
