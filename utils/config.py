@@ -148,21 +148,17 @@ def env_name(field: str) -> str:
     return "CIFAR10_ROOT" if field == "data_root" else f"S10_{field.upper()}"
 
 
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
+            "0": False, "false": False, "no": False, "off": False}
 
 
 def _parse(name: str, text: str, kind):
-    text = text.strip()
-    kind = {"int": int, "float": float, "bool": bool}.get(kind, kind)
-    if kind is bool:
-        if text.lower() in _TRUE | _FALSE:
-            return text.lower() in _TRUE
-        raise S10Error(f"{name}={text!r} is not a yes/no value; set it to 1 or 0, or unset it")
-    if kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            example = "24" if kind is int else "0.5"
-            raise S10Error(f"{name}={text!r} is not a {'whole ' if kind is int else ''}number; "
-                           f"set it to one (e.g. {name}={example}) or unset it") from None
-    return text or ("" if kind is str else None)
+    """`text` as a field of type `kind` (a yes/no word for bool), or one line that says what it must be."""
+    text, kind = text.strip(), {"int": int, "float": float, "bool": bool}.get(kind, kind)
+    try:
+        if kind is bool:
+            return BOOLEANS[text.lower()]
+        return kind(text) if kind in (int, float) else text or ("" if kind is str else None)
+    except (KeyError, ValueError):
+        what = {bool: "1 or 0", int: "a whole number, e.g. 24"}.get(kind, "a number, e.g. 0.5")
+        raise S10Error(f"{name}={text!r} must be {what}; fix or unset {name}") from None
