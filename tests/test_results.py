@@ -10,7 +10,7 @@ import pytest
 
 from utils import gallery
 from utils.gallery import read_records
-from tests.study import difference_noise, read_study, study_table
+from tests.study import difference_noise, paired_table, read_study, study_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = [{**r, "seed": r["settings"]["seed"], "finished": True, "epochs": len(r["history"])}
@@ -167,3 +167,12 @@ def test_the_readme_per_class_table_is_the_notebook_s():
     table = readme_results().split("| class | correct / total | accuracy |")[1].split("\n\n")[0]
     readme = markdown_rows(table)
     assert len(readme) == 11 and readme == notebook
+
+
+def test_the_second_study_table_is_that_of_its_records_and_no_study_run_read_the_test_set():
+    text = (ROOT / "runs" / "study" / "README.md").read_text().split("# Second study")[1]
+    assert text.split("```\n")[1] == paired_table(ROOT / "runs" / "study" / "paired") + "\n"
+    for path in (ROOT / "runs" / "study" / "paired").glob("*.json"):
+        record = json.loads(path.read_text())
+        assert record["evaluated_on"] == "validation" and record["settings"]["validation"] == 5000, path.name
+        assert all("ema_acc" in row for row in record["history"]), path.name

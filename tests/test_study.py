@@ -41,3 +41,18 @@ def test_the_study_table_names_each_change_and_judges_it_against_twice_the_noise
     assert "-1.00  loss" in by_name["lr2x"]
     assert "3/24 ep" in by_name["later"] and "%" not in by_name["later"]  # neither accuracy while it trains
     assert table[-1] == "noise of a difference: 0.40 points (1 sd); a change counts beyond 0.80"
+
+
+def test_the_paired_table_judges_each_groups_two_seed_mean_against_the_baselines(tmp_path):
+    from tests.study import paired_table
+
+    for group, final in (("baseline", 0.910), ("anchor", 0.920), ("onset", 0.913), ("adamw", 0.900)):
+        for seed in (1, 2):
+            rows = [{"epoch": e, "test_acc": final + 0.001 * seed, "ema_acc": final + 0.007} for e in range(1, 25)]
+            (tmp_path / f"{group}-seed{seed}.json").write_text(json.dumps({"history": rows}))
+    (tmp_path / "adamw-seed2.json").write_text(json.dumps({"history": [{"epoch": 1, "test_acc": 0.3}]}))
+    lines = {line.split()[0]: line for line in paired_table(tmp_path).splitlines()}
+    assert lines["baseline"].split()[1:4] == ["91.10%", "91.20%", "91.15%"] and lines["baseline"].endswith("+0.55 gain")
+    assert lines["anchor"].split()[4:6] == ["+1.00", "gain"] and lines["onset"].split()[4:6] == ["+0.30", "level"]
+    assert lines["adamw"].split()[1:3] == ["90.10%", "1/24"]  # unfinished: no mean, no verdict
+    assert "loss" not in lines["adamw"] and "gain" not in lines["adamw"]
