@@ -13,7 +13,8 @@ def test_quick_benchmark_measures_every_part(tmp_path, monkeypatch):
     result = main(["--quick", "--rounds", "1", "--json", str(out)])
     assert json.loads(out.read_text()) == result
     parts = {row["part"] for row in result["rows"]}
-    assert parts == {"model-only train step", "data pipeline", "real train loop", "model-only eval step", "real evaluate"}
+    assert parts == {"model-only train step", "data pipeline", "real train loop", "model-only eval step",
+                     "real evaluate"}
     assert len([r for r in result["rows"] if r["part"] == "model-only train step"]) == 4
     pipelines = {r["config"] for r in result["rows"] if r["part"] == "data pipeline"}
     assert pipelines >= {"workers=0, 1 thread", "workers=1", "workers=2"}
@@ -35,7 +36,8 @@ def test_on_every_cpu_the_benchmark_times_fp32_and_bf16_side_by_side(monkeypatch
 
 @pytest.mark.parametrize("capability, mixed, scaled", [((7, 5), "fp16", True), ((8, 0), "bf16", False),
                                                        ((9, 0), "bf16", False)])
-def test_on_a_gpu_the_benchmark_times_the_precision_training_would_use(monkeypatch, capability, mixed, scaled):
+def test_on_a_gpu_the_benchmark_times_the_precision_training_would_use(monkeypatch, capability, mixed,
+                                                                       scaled):
     """Not torch.cuda.is_bf16_supported(), which says True on a T4 (emulation): the old configurations
     had no row for the fp16 that pick_precision chooses there, and the benchmark stopped."""
     from benchmarks.train_throughput import config_name, precision_configs
@@ -57,8 +59,9 @@ def test_the_gpu_check_on_a_machine_without_a_gpu_stops_with_one_line():
 
     makefile = open("Makefile").read()
     assert "S10_DEVICE=cuda $(BIN)/python -m benchmarks.train_throughput" in makefile
-    done = subprocess.run([sys.executable, "-m", "benchmarks.train_throughput", "--quick", "--json", os.devnull],
-                          env={**os.environ, "S10_DEVICE": "cuda"}, capture_output=True, text=True, timeout=120)
+    command = [sys.executable, "-m", "benchmarks.train_throughput", "--quick", "--json", os.devnull]
+    done = subprocess.run(command, env={**os.environ, "S10_DEVICE": "cuda"}, capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 1
-    assert done.stderr.strip() == ("error: S10_DEVICE=cuda but torch sees no CUDA GPU here; run on a GPU machine "
-                                   "or unset S10_DEVICE")
+    assert done.stderr.strip() == ("error: S10_DEVICE=cuda but torch sees no CUDA GPU here; "
+                                   "run on a GPU machine or unset S10_DEVICE")

@@ -40,7 +40,8 @@ def colab(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # Colab starts in /content; restored after the test
     monkeypatch.delenv("S10_WEIGHTS", raising=False)
     monkeypatch.delenv("S10_DEVICE", raising=False)
-    return types.SimpleNamespace(root=tmp_path, origin=origin, clone=tmp_path / "content" / "S10", pip_log=log)
+    return types.SimpleNamespace(root=tmp_path, origin=origin, clone=tmp_path / "content" / "S10",
+                                 pip_log=log)
 
 
 def run_first_cell(colab, **values):
@@ -49,7 +50,8 @@ def run_first_cell(colab, **values):
     source = first_cell().replace('"/content/S10"', repr(str(colab.clone)))
     source = source.replace('REPO_URL = ""', f"REPO_URL = {str(colab.origin)!r}")
     for name, value in values.items():
-        source = source.replace(f"{name} = {'False' if isinstance(value, bool) else chr(34) * 2}", f"{name} = {value!r}")
+        default = "False" if isinstance(value, bool) else '""'
+        source = source.replace(f"{name} = {default}", f"{name} = {value!r}")
     shell = InteractiveShell.instance()
     result = shell.run_cell(source)
     assert result.error_in_exec is None, result.error_in_exec
@@ -118,4 +120,5 @@ def test_adam_is_fused_on_cuda_only(monkeypatch):
     model = torch.nn.Linear(2, 2)
     assert make_optimizer(model, 1e-3, 1e-4, torch.device("cpu")).defaults["fused"] is False
     assert make_optimizer(model, 1e-3, 1e-4, torch.device("cuda")).defaults["fused"] is True
-    assert getattr(make_optimizer(model, 1e-3, 1e-4, torch.device("cuda")), "_step_supports_amp_scaling", False)
+    fused = make_optimizer(model, 1e-3, 1e-4, torch.device("cuda"))
+    assert getattr(fused, "_step_supports_amp_scaling", False)

@@ -37,7 +37,8 @@ def test_bad_values_stop_with_one_line_naming_the_variable(env, named):
     assert named in message and "\n" not in message
 
 
-@pytest.mark.parametrize("typo, meant", [("S10_WEIGHTDECAY", "S10_WEIGHT_DECAY"), ("S10_CUTOUT_SIZ", "S10_CUTOUT_SIZE"),
+@pytest.mark.parametrize("typo, meant", [("S10_WEIGHTDECAY", "S10_WEIGHT_DECAY"),
+                                         ("S10_CUTOUT_SIZ", "S10_CUTOUT_SIZE"),
                                          ("S10_EPOCH", "S10_EPOCHS")])
 def test_an_unknown_s10_name_stops_naming_the_nearest_setting(typo, meant):
     with pytest.raises(S10Error, match=rf"^{typo} is no setting; did you mean {meant}\?$"):

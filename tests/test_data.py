@@ -163,7 +163,8 @@ def test_the_validation_split_is_fixed_class_balanced_and_disjoint_from_training
         full.hold_out(105)
 
 
-def test_with_a_validation_split_the_run_evaluates_on_it_and_never_reads_the_test_set(folder, tmp_path, monkeypatch):
+def test_with_a_validation_split_the_run_evaluates_on_it_and_never_reads_the_test_set(folder, tmp_path,
+                                                                                      monkeypatch):
     """The test images are made unreadable: loading with S10_VALIDATION must not notice."""
     for path in (folder / "test").rglob("*.jpg"):
         path.write_bytes(b"not a jpeg")

@@ -85,7 +85,8 @@ def test_a_cpu_without_native_bf16_says_so(monkeypatch):
 
 @pytest.mark.parametrize("saved", ["fp32 channels_last", "bf16 channels_last", "fp32"])
 def test_a_resumed_run_keeps_its_precision_whatever_this_cpu_picks(monkeypatch, saved):
-    for native, amx, vendor in ((True, True, "GenuineIntel"), (True, False, "GenuineIntel"), (False, False, "")):
+    machines = ((True, True, "GenuineIntel"), (True, False, "GenuineIntel"), (False, False, ""))
+    for native, amx, vendor in machines:
         fake_cpu(monkeypatch, native, amx, vendor)
         chosen = pick_precision(CPU, keep=saved)
         assert chosen.name == saved and chosen.reason == "kept from the checkpoint"
@@ -105,7 +106,8 @@ def test_cpu_has_amx_follows_torch(monkeypatch):
 
 
 def test_mps_trains_in_fp32_without_loss_scaling():
-    """fp16 on MPS would need loss scaling (broken there in many torch versions) and autocast (torch >= 2.5)."""
+    """fp16 on MPS would need loss scaling (broken there in many torch versions) and autocast
+    (torch >= 2.5)."""
     chosen = pick_precision(torch.device("mps"))
     assert chosen.dtype is None and not chosen.scaler.is_enabled()
 

@@ -111,7 +111,7 @@ def test_grad_cam_closes_its_cam_object_before_returning(trained_a_little):
 def test_grad_cam_of_the_true_class_differs_from_the_predicted_one(trained_a_little):
     model, images, labels = trained_a_little
     other = (labels + 5) % 10
-    same, swapped = gallery.grad_cam(model, model.res1, images, labels), gallery.grad_cam(model, model.res1, images, other)
+    same, swapped = (gallery.grad_cam(model, model.res1, images, classes) for classes in (labels, other))
     assert np.abs(same - swapped).max(axis=(1, 2)).min() > 0.05  # every image's map changes with the class
     np.testing.assert_allclose(gallery.grad_cam(model, model.res1, images, labels), same, atol=1e-5)
 
@@ -129,7 +129,8 @@ def test_grad_cam_grid_has_three_panels_per_image_and_names_the_layer(trained_a_
     assert len(axes_with_images(fig)) == 3 * len(images)
     assert fig._suptitle.get_text().startswith("LayerCAM at res1 (16x16)")
     titles = [ax.get_title() for ax in axes_with_images(fig)][:3]
-    assert titles == [f"true {CLASSES[labels[0]]}", f"for pred. {CLASSES[predicted[0]]}", f"for true {CLASSES[labels[0]]}"]
+    assert titles == [f"true {CLASSES[labels[0]]}", f"for pred. {CLASSES[predicted[0]]}",
+                      f"for true {CLASSES[labels[0]]}"]
 
 
 def test_map_summary_counts_blank_maps_and_the_mean():
@@ -150,7 +151,8 @@ def test_galleries_and_matrices_draw_one_panel_per_item():
 
 def test_augmentation_grid_shows_the_very_images_training_sees():
     images, labels = make_images(1)
-    loader = make_loader(CIFARDataset(Split(images, labels), train_transforms(), seed=0), 4, train=True, workers=0)
+    dataset = CIFARDataset(Split(images, labels), train_transforms(), seed=0)
+    loader = make_loader(dataset, 4, train=True, workers=0)
     fig = plots.augmentation_grid(loader, n=3, epochs=range(1, 5))
     assert len(axes_with_images(fig)) == 3 * 5 and loader.sampler.epoch == 0
     drawn = [ax.images[0].get_array() for ax in fig.axes[1:5]]
@@ -165,8 +167,8 @@ def test_augmentation_grid_shows_the_very_images_training_sees():
 
 
 def history(n=3):
-    return [{"epoch": e, "train_loss": 2 / e, "test_loss": 2.1 / e, "train_acc": 0.3 * e, "test_acc": 0.29 * e,
-             "seconds": 10.0} for e in range(1, n + 1)]
+    return [{"epoch": e, "train_loss": 2 / e, "test_loss": 2.1 / e, "train_acc": 0.3 * e,
+             "test_acc": 0.29 * e, "seconds": 10.0} for e in range(1, n + 1)]
 
 
 def test_sample_grids_show_every_class():
@@ -187,8 +189,8 @@ def test_curves_plot_train_and_test_per_epoch():
 def test_results_table_puts_the_final_epoch_first(tmp_path):
     rows = history()
     rows[1]["test_acc"] = 0.95  # a better epoch in the middle: information only
-    text = gallery.results_table(rows, {"device": "cpu", "precision": "bf16", "data_source": "CIFAR-10 (JPEG copy)"},
-                               LRTest([], [], 1e-2, 1e-2, 1e-4), resumes=2)
+    info = {"device": "cpu", "precision": "bf16", "data_source": "CIFAR-10 (JPEG copy)"}
+    text = gallery.results_table(rows, info, LRTest([], [], 1e-2, 1e-2, 1e-4), resumes=2)
     first = text.splitlines()[0]
     assert "final epoch" in first and "87.00%" in first
     assert "95.00% (epoch 2)" in text and "1.00e-04 / 1.00e-02" in text and "2 times" in text
@@ -197,8 +199,8 @@ def test_results_table_puts_the_final_epoch_first(tmp_path):
 @pytest.mark.parametrize("workers, resumes, words", [(1, 1, ("1 loader worker\n", "once")),
                                                      (2, 0, ("2 loader workers", "never"))])
 def test_results_table_speaks_plain_english(workers, resumes, words):
-    text = gallery.results_table(history(), {"device": "cpu", "workers": workers}, LRTest([], [], 1e-2, 1e-2, 1e-4),
-                               resumes=resumes)
+    text = gallery.results_table(history(), {"device": "cpu", "workers": workers},
+                                 LRTest([], [], 1e-2, 1e-2, 1e-4), resumes=resumes)
     for word in words:
         assert word in text + "\n"
     assert "(s)" not in text

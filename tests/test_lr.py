@@ -13,7 +13,8 @@ EPOCHS, STEPS, PEAK = 24, 10, 5
 
 
 def test_schedule_peaks_at_the_end_of_epoch_5_and_ends_at_lrmin():
-    lrs = np.array(planned_lrs(lr_max=1e-2, lr_min=1e-3, epochs=EPOCHS, steps_per_epoch=STEPS, peak_epoch=PEAK))
+    lrs = np.array(planned_lrs(lr_max=1e-2, lr_min=1e-3, epochs=EPOCHS, steps_per_epoch=STEPS,
+                               peak_epoch=PEAK))
     peak = PEAK * STEPS - 1  # 0-based index of the last step of epoch 5
     assert len(lrs) == EPOCHS * STEPS
     assert int(np.argmax(lrs)) == peak and lrs[peak] == pytest.approx(1e-2, rel=1e-9)
@@ -60,7 +61,8 @@ def test_rule_uses_the_loss_minimum_not_early_noise():
     found = pick_lrs(lrs, losses)
     best = lrs[np.argmin(losses)]
     assert found.lr_at_min == best
-    assert found.lr_max == pytest.approx(best) and found.lr_min == pytest.approx(best / 100)  # the stated rule
+    assert found.lr_max == pytest.approx(best)  # the stated rule
+    assert found.lr_min == pytest.approx(best / 100)
     custom = pick_lrs(lrs, losses, min_divisor=10)
     assert custom.lr_max == pytest.approx(best) and custom.lr_min == pytest.approx(best / 10)
 
@@ -78,14 +80,16 @@ def test_rule_ignores_nan_and_refuses_a_curve_that_never_falls():
 def test_a_sweep_with_fewer_than_5_finite_losses_stops_with_one_line():
     lrs, losses = curve()
     losses[4:] = np.nan
-    with pytest.raises(S10Error, match=r"^the LR range test has fewer than 5 finite losses; raise S10_LR_FINDER_ITERS"):
+    with pytest.raises(S10Error, match=r"^the LR range test has fewer than 5 finite losses; "
+                                       r"raise S10_LR_FINDER_ITERS"):
         pick_lrs(lrs, losses)
 
 
 def test_a_loss_still_falling_at_the_last_lr_warns_to_sweep_further():
     lrs = np.geomspace(1e-5, 1e-2, 50)
     losses = np.linspace(2.3, 1.0, 50)
-    with pytest.warns(UserWarning, match=r"still falling at the last LR tested \(1.00e-02\); raise S10_LR_FINDER_END"):
+    with pytest.warns(UserWarning, match=r"still falling at the last LR tested \(1.00e-02\); "
+                                         r"raise S10_LR_FINDER_END"):
         found = pick_lrs(lrs, losses)
     assert found.lr_at_min == lrs[-1]
     with warnings.catch_warnings():
@@ -108,7 +112,7 @@ def test_range_test_finds_lrs_in_range_and_restores_the_weights():
         torch.testing.assert_close(v, before[k], msg=k)
     assert optimizer.state_dict()["param_groups"][0]["lr"] == opt_before
     assert optimizer.state_dict()["state"] == {}
-    one_cycle(optimizer, found.lr_max, found.lr_min, 2, 3, peak_epoch=1)  # the finder left no scheduler behind
+    one_cycle(optimizer, found.lr_max, found.lr_min, 2, 3, peak_epoch=1)  # the finder left no scheduler
 
 
 def test_the_public_recipes_annihilation_ends_at_lrmin_over_the_final_divisor():

@@ -19,7 +19,8 @@ def test_shape_after_each_named_part():
     model = CustomResNet().eval()
     shapes = {}
     for name in PARTS:
-        getattr(model, name).register_forward_hook(lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[1:])))
+        getattr(model, name).register_forward_hook(
+            lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[1:])))
     out = model(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 10)
     assert shapes == PARTS

@@ -19,8 +19,8 @@ from utils.data import CLASSES, load_data
 from utils.lr import LRTest
 
 ROOT = Path(__file__).resolve().parents[1]
-FIGURES = {"samples", "augmentation", "lr_range_test", "schedule", "curves", "confusion_matrix", "misclassified",
-           "layercam_res1", "gradcam_res3", "seeds"}
+FIGURES = {"samples", "augmentation", "lr_range_test", "schedule", "curves", "confusion_matrix",
+           "misclassified", "layercam_res1", "gradcam_res3", "seeds"}
 CAT = CLASSES.index("cat")
 
 
@@ -62,7 +62,7 @@ def test_the_notebook_explores_saved_weights_without_training(tmp_path, monkeypa
     assert "the 2 epochs of the run that made" in text and "(nothing trained)" in text
     assert "*" not in text  # no epoch was interrupted, none is marked
     assert re.search(r"^resumed +once$", text, re.M)
-    labels = load_data(Settings.from_env(seed=3)).test.labels  # the test images the kernel saw: the run's seed
+    labels = load_data(Settings.from_env(seed=3)).test.labels  # the test images the kernel saw (seed 3's)
     shown = re.search(r"test accuracy (\d+\.\d\d)%", text).group(1)
     assert shown == f"{100 * np.mean(labels == CAT):.2f}"  # the loaded weights', not a fresh network's
     assert re.search(r"^cat +(\d+) / \1 +100\.0%$", text, re.M)

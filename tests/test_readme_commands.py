@@ -15,14 +15,15 @@ from conftest import REAL_ROOT
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-COMMANDS = [c.replace("\\\n", " ") for c in re.findall(r"^(S10_[^\n]*(?:\\\n[^\n]*)*make run)$", README, re.M)]
+COMMANDS = [c.replace("\\\n", " ")
+            for c in re.findall(r"^(S10_[^\n]*(?:\\\n[^\n]*)*make run)$", README, re.M)]
 
 
 def plain_env(runs_dir, **extra) -> dict:
     """This environment without the test suite's smoke settings (a reader's shell), plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("S10_")}
-    env.update(S10_CACHE_DIR=os.environ["S10_CACHE_DIR"] if "S10_CACHE_DIR" in os.environ else str(ROOT / "data" / "cache"),
-               S10_RUNS_DIR=str(runs_dir), S10_PROGRESS="0")
+    cache = os.environ.get("S10_CACHE_DIR", str(ROOT / "data" / "cache"))
+    env.update(S10_CACHE_DIR=cache, S10_RUNS_DIR=str(runs_dir), S10_PROGRESS="0")
     return {**env, **extra}
 
 
@@ -34,8 +35,8 @@ def make_run(command: str, env: dict, **popen):
 
 
 def committed() -> dict:
-    tracked = subprocess.run(["git", "ls-files", "S10.ipynb", "runs", "images"], cwd=ROOT, capture_output=True,
-                             text=True).stdout.split()
+    tracked = subprocess.run(["git", "ls-files", "S10.ipynb", "runs", "images"], cwd=ROOT,
+                             capture_output=True, text=True).stdout.split()
     return {name: (ROOT / name).read_bytes() for name in tracked}
 
 

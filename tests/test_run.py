@@ -109,8 +109,8 @@ def test_the_record_grows_per_epoch_and_the_final_weights_come_once_and_reproduc
     shutil.copyfile(tmp_path / "record.json", tmp_path / "s10-seed5.json")
     fresh, *rest = augmented_setup(0)  # S10_WEIGHTS: a new model gets the final weights, nothing trains
     lines = []
-    shown = fit(fresh, *rest, EPOCHS, CPU, FP32, run=Run(tmp_path / "w", precision=FP32, weights=tmp_path / "s10-seed5.pt"),
-                progress=False, log=lines.append)
+    published = Run(tmp_path / "w", precision=FP32, weights=tmp_path / "s10-seed5.pt")
+    shown = fit(fresh, *rest, EPOCHS, CPU, FP32, run=published, progress=False, log=lines.append)
     assert [row["test_acc"] for row in shown] == [row["test_acc"] for row in history]
     assert "nothing trained" in lines[0] and len(lines) == 1 + EPOCHS
     assert not any(line.endswith("*") for line in lines)  # never interrupted: nothing marked
@@ -119,7 +119,8 @@ def test_the_record_grows_per_epoch_and_the_final_weights_come_once_and_reproduc
 
 def test_an_unreadable_checkpoint_stops_with_one_line_that_names_the_fix(tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(S10Error, match=r"checkpoint.pt is unreadable \(.*\); delete .* to start this run over$"):
+    with pytest.raises(S10Error, match=r"checkpoint.pt is unreadable \(.*\); delete .* to start this run "
+                                       r"over$"):
         folder_run(tmp_path)
     assert S10Error("x")._render_traceback_() == ["error: x"]  # what Jupyter shows in place of a traceback
 
@@ -131,7 +132,8 @@ def data(seed=0, n=1):
 
 def test_the_run_folder_follows_what_changes_the_result_and_nothing_else(tmp_path, monkeypatch):
     base = run_name(Settings(), data().digest)
-    assert base.startswith("seed1-") and base == run_name(Settings(workers=3, progress=False, runs_dir="x"), "0" * 40)
+    assert base.startswith("seed1-")
+    assert base == run_name(Settings(workers=3, progress=False, runs_dir="x"), "0" * 40)
     assert run_name(Settings(seed=2), "0" * 40).startswith("seed2-")
     changed = run_name(Settings(epochs=2, peak_epoch=1, cutout_size=16), "0" * 40)
     assert changed.startswith("seed1,cutout_size=16,epochs=2,peak_epoch=1-")
@@ -195,18 +197,21 @@ def test_publishing_copies_only_a_finished_run_of_the_assignments_settings(tmp_p
     for folder in ("runs", "images"):
         (tmp_path / folder).mkdir()
     monkeypatch.setattr(main_module, "RECIPE", Settings(seed=0, epochs=2, peak_epoch=1).result())
-    with pytest.raises(S10Error, match=r"not a finished run of the assignment's settings \(S10_CUTOUT_SIZE\)"):
+    with pytest.raises(S10Error, match=r"not a finished run of the assignment's settings "
+                                       r"\(S10_CUTOUT_SIZE\)"):
         publish(finished_run(tmp_path / "a", cutout_size=16), root=tmp_path)
     assert not any((tmp_path / "runs").iterdir())
     said = publish(finished_run(tmp_path / "b", seed=7), root=tmp_path)
     assert said.startswith("published seed 7")
-    assert (tmp_path / "runs" / "s10-seed7.pt").is_file() and (tmp_path / "images" / "curves.png").read_bytes() == b"png"
+    assert (tmp_path / "runs" / "s10-seed7.pt").is_file()
+    assert (tmp_path / "images" / "curves.png").read_bytes() == b"png"
 
 
 def test_the_weights_route_takes_the_settings_of_the_run_that_made_the_weights():
     cfg = settings({"S10_WEIGHTS": "runs/s10-seed3.pt"})
     assert cfg.seed == 3 and cfg.epochs == 24 and cfg.weights == "runs/s10-seed3.pt"
-    with pytest.raises(S10Error, match=r"^S10_SEED=1 but runs/s10-seed3.pt was trained with 3; unset S10_SEED"):
+    with pytest.raises(S10Error, match=r"^S10_SEED=1 but runs/s10-seed3.pt was trained with 3; "
+                                       r"unset S10_SEED"):
         settings({"S10_WEIGHTS": "runs/s10-seed3.pt", "S10_SEED": "1"})
     with pytest.raises(S10Error, match=r"runs/none.json does not exist; set S10_WEIGHTS"):
         settings({"S10_WEIGHTS": "runs/none.pt"})
@@ -216,7 +221,8 @@ def test_every_published_record_holds_the_settings_it_ran_with():
     records = read_records(ROOT / "runs")
     assert [r["settings"]["seed"] for r in records] == [1, 2, 3, 4]
     for r in records:
-        assert {name: r["settings"][name] for name in run_module.RECIPE} | {"seed": 0} == run_module.RECIPE, r["path"]
+        ran_with = {name: r["settings"][name] for name in run_module.RECIPE}
+        assert ran_with | {"seed": 0} == run_module.RECIPE, r["path"]
         assert len(r["history"]) == r["settings"]["epochs"] == 24
 
 

@@ -47,7 +47,8 @@ def test_predict_mirror_gives_the_logits_of_the_images_flipped_left_right():
 
     model, _, _, _, _ = setup()
     images, labels = make_images(10, seed=3)
-    plain, mirrored = (make_loader(CIFARDataset(Split(x, labels)), 5, False, 0) for x in (images, images[:, :, ::-1]))
+    plain, mirrored = (make_loader(CIFARDataset(Split(x, labels)), 5, False, 0)
+                       for x in (images, images[:, :, ::-1]))
     logits, y = predict(model, mirrored, CPU, FP32)
     flipped, y2 = predict(model, plain, CPU, FP32, mirror=True)
     torch.testing.assert_close(flipped, logits)
@@ -73,7 +74,8 @@ def test_resume_continues_the_history_and_the_schedule(tmp_path):
 
 
 def test_a_finished_run_executed_again_trains_nothing_and_says_how_often_it_was_resumed(tmp_path):
-    done = fit(*setup(epochs=2), 2, CPU, FP32, run=Run(tmp_path, {}, FP32), progress=False, log=lambda s: None)
+    done = fit(*setup(epochs=2), 2, CPU, FP32, run=Run(tmp_path, {}, FP32), progress=False,
+               log=lambda s: None)
     lines = []
     again = fit(*setup(epochs=2, init_seed=1), 2, CPU, FP32, run=Run(tmp_path, {}, FP32), progress=False,
                 log=lines.append)

@@ -70,7 +70,7 @@ def test_the_pipeline_returns_uint8_images_of_32x32():
 
 def test_crop_offsets_are_uniform_over_0_to_8_in_both_directions():
     draws = np.array([offsets(crop) for crop in augment(coordinate_image(), 3000)])
-    assert set(draws[:, 0]) == set(range(9)) and set(draws[:, 1]) == set(range(9))  # 0 and 8 reach the padding
+    assert set(draws[:, 0]) == set(draws[:, 1]) == set(range(9))  # 0 and 8 reach the padding
     assert chi_square_uniform(draws[:, 0], 9) < CHI2_8DF_P001
     assert chi_square_uniform(draws[:, 1], 9) < CHI2_8DF_P001
     assert np.corrcoef(draws[:, 0], draws[:, 1])[0, 1] ** 2 < 0.01  # drawn independently
@@ -78,7 +78,7 @@ def test_crop_offsets_are_uniform_over_0_to_8_in_both_directions():
 
 def test_half_of_the_training_images_are_flipped_left_to_right():
     green = [crop[:, :, 1].astype(int) for crop in augment(coordinate_image(), 1000)]
-    flipped = np.array([g[:, 0].mean() > g[:, -1].mean() for g in green])  # column 0 greener than 31: mirrored
+    flipped = np.array([g[:, 0].mean() > g[:, -1].mean() for g in green])  # column 0 greener: mirrored
     assert 0.45 < flipped.mean() < 0.55
 
 
@@ -93,7 +93,8 @@ def test_exactly_one_8x8_hole_of_the_mean_colour_wholly_inside_at_a_uniform_plac
         assert not image[~hole].any()  # nothing else changed
         corners.append((ys.min(), xs.min()))
     corners = np.array(corners)
-    assert chi_square_uniform(corners[:, 0], 25) < 52.6 and chi_square_uniform(corners[:, 1], 25) < 52.6  # 24 df
+    assert chi_square_uniform(corners[:, 0], 25) < 52.6  # 24 degrees of freedom
+    assert chi_square_uniform(corners[:, 1], 25) < 52.6
     assert set(corners[:, 0]) == set(range(25))  # rows 0..24: touching either edge, never past it
     assert not augment(black, 20, cutout_p=0.0)[0].any()
 
@@ -147,7 +148,8 @@ def test_every_epoch_has_its_own_order_from_seed_and_epoch_alone():
     a, b = EpochShuffle(100, seed=1), EpochShuffle(100, seed=1)
     a.set_epoch(3)
     first = list(a)
-    assert sorted(i for _, i in first) == list(range(100)) and {e for e, _ in first} == {3} and list(a) == first
+    assert sorted(i for _, i in first) == list(range(100)) and {e for e, _ in first} == {3}
+    assert list(a) == first
     b.set_epoch(3)
     assert list(b) == first  # a new sampler at epoch 3, as after a resume
     a.set_epoch(4)
