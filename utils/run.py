@@ -156,6 +156,7 @@ class Run:
             write_atomic(self.folder / "weights.pt", lambda f: torch.save(weights, f))
 
     def _save(self, **parts) -> None:
+        assert not self.weights, "a published run is read, never written"
         self.state.update(parts, precision=self.precision.name)
         write_atomic(self.checkpoint, lambda f: torch.save(self.state, f))
         rows = [{key: value for key, value in row.items() if key != "lrs"} for row in self.history]
