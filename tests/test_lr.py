@@ -115,47 +115,6 @@ def test_range_test_finds_lrs_in_range_and_restores_the_weights():
     one_cycle(optimizer, found.lr_max, found.lr_min, 2, 3, peak_epoch=1)  # the finder left no scheduler
 
 
-def test_the_public_recipes_annihilation_ends_at_lrmin_over_the_final_divisor():
-    lrs = np.array(planned_lrs(1.8e-2, 1.8e-4, EPOCHS, STEPS, PEAK, final_divisor=100))
-    assert lrs[0] == pytest.approx(1.8e-4) and lrs.max() == pytest.approx(1.8e-2)
-    assert lrs[-1] == pytest.approx(1.8e-6, rel=1e-6)  # LRMAX / 10^4
-    down = np.diff(lrs[PEAK * STEPS - 1:])
-    assert np.allclose(down, down[0])  # still linear, only steeper
-
-
-def sloped(start=1e-7, end=1.0, n=140):
-    """A plateau at 3.0 up to 1e-5, then a fall to 1.0 at 1e-2, then a blow-up."""
-    lrs = np.geomspace(start, end, n)
-    x = np.log10(lrs)
-    losses = np.where(x < -5, 3.0, np.where(x < -2, 3.0 - 2.0 * (x + 5) / 3, 1.0 + 4 * (x + 2) ** 2))
-    return lrs, losses
-
-
-def test_the_onset_rule_puts_lrmin_where_the_loss_has_fallen_a_tenth_of_its_fall():
-    lrs, losses = sloped()
-    found = pick_lrs(lrs, losses, min_rule="onset")
-    first = lrs[np.flatnonzero(losses <= 3.0 - 0.1 * 2.0)[0]]  # 0.2 below the plateau: LR 10^-4.7
-    assert found.lr_min == found.lr_onset == first and 1.9e-5 < first < 2.2e-5
-    assert found.lr_max == pytest.approx(lrs[np.argmin(losses)]) and "fall starts at LR" in str(found)
-    assert pick_lrs(lrs, losses).lr_min == pytest.approx(found.lr_max / 100)  # the ratio rule is unchanged
-
-
-def test_the_onset_rule_refuses_a_sweep_that_starts_where_the_loss_already_falls():
-    lrs, losses = sloped()
-    late = lrs >= 1e-5
-    with pytest.raises(S10Error, match=r"already falls in the first tenth .* lower S10_LR_FINDER_START"):
-        pick_lrs(lrs[late], losses[late], min_rule="onset")
-
-
-def test_a_fixed_lrmax_replaces_the_found_one_and_the_ratio_follows_it():
-    lrs, losses = sloped()
-    found = pick_lrs(lrs, losses, lr_max=0.018)
-    assert found.lr_max == 0.018 and found.lr_min == pytest.approx(1.8e-4) and found.fixed_max
-    assert found.lr_at_min == lrs[np.argmin(losses)] and "(fixed)" in str(found)
-    with pytest.raises(S10Error, match="not below LRMAX"):
-        pick_lrs(lrs, losses, lr_max=1e-5, min_rule="onset")
-
-
 @pytest.mark.parametrize("progress", [True, False])
 def test_the_range_test_shows_its_progress_bar_only_when_asked(capsys, progress):
     torch.manual_seed(0)

@@ -84,23 +84,6 @@ def test_a_finished_run_executed_again_trains_nothing_and_says_how_often_it_was_
     assert len(lines) == 3 and all(line.endswith("  *") for line in lines[1:])
 
 
-def test_decoupled_decay_shrinks_conv_weights_by_lr_times_decay_and_leaves_batchnorm_and_biases():
-    from utils.training import make_optimizer
-
-    model = tiny_net()
-    optimizer = make_optimizer(model, 0.1, 0.5, CPU, decoupled=True)
-    before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    for p in model.parameters():
-        p.grad = torch.zeros_like(p)  # no gradient: what moves is the decay alone
-    optimizer.step()
-    for name, p in model.named_parameters():
-        expected = before[name] * (1 - 0.1 * 0.5) if p.ndim > 1 else before[name]
-        torch.testing.assert_close(p.detach(), expected, msg=name)
-    assert any(p.ndim <= 1 for p in model.parameters()) and any(p.ndim > 1 for p in model.parameters())
-    coupled = make_optimizer(model, 0.1, 0.5, CPU)
-    assert len(coupled.param_groups) == 1 and not coupled.param_groups[0]["decoupled_weight_decay"]
-
-
 def test_the_weight_average_is_scored_every_epoch_and_resumes_exactly(tmp_path):
     from utils.training import make_ema
 

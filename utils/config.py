@@ -42,19 +42,11 @@ class Settings:
     lr_finder_start: float = 1e-5    # first LR of the exponential sweep
     lr_finder_end: float = 1.0       # last LR of the sweep
     lr_finder_iters: int = 100       # steps of the sweep (batches)
-    lr_max: float = 0.0              # a fixed LRMAX instead of the range test's; 0 = found by the range test
-    lr_min_rule: str = "ratio"       # LRMIN: "ratio" (LRMAX / lr_min_divisor) or "onset" (the LR at which
-                                     # the smoothed loss starts to fall; see utils/lr.py)
-    lr_min_divisor: float = 100.0    # LRMIN = LRMAX / this (with lr_min_rule "ratio")
+    lr_min_divisor: float = 100.0    # LRMIN = LRMAX / this
     # one-cycle training
     epochs: int = 24                 # epochs
     peak_epoch: float = 5.0          # epoch at whose end the LR reaches LRMAX
-    final_lr_divisor: float = 1.0    # the last step's LR = LRMIN / this; 1 = none (the assignment's)
-    weight_decay: float = 1e-4       # Adam's weight decay: an L2 penalty added to the gradient (coupled, as
-                                     # in torch.optim.Adam), or a shrink of lr x this a step (decoupled)
-    decoupled_weight_decay: bool = False  # AdamW's decay (Adam's decoupled_weight_decay=True), and none for
-                                          # BatchNorm weights and biases
-    label_smoothing: float = 0.0     # cross-entropy target smoothing (training and range test), 0..1
+    weight_decay: float = 1e-4       # Adam's weight decay (an L2 penalty added to the gradient)
     seed: int = 1                    # seeds torch, numpy, random and the augmentations
     # where and how (these do not change the result)
     data_root: Optional[str] = None  # folder of train/<class>/, test/<class>/ images; None: download
@@ -107,14 +99,10 @@ class Settings:
         need(0.0 <= self.cutout_p <= 1.0, "cutout_p", "a probability between 0 and 1")
         need(0 < self.lr_finder_start < self.lr_finder_end, "lr_finder_start",
              f"positive and below S10_LR_FINDER_END={self.lr_finder_end}")
-        need(self.lr_max >= 0, "lr_max", "0 (found by the range test) or a positive LR, e.g. 0.018")
-        need(self.lr_min_rule in ("ratio", "onset"), "lr_min_rule", '"ratio" or "onset"')
         need(self.lr_min_divisor > 1, "lr_min_divisor", "a number > 1")
         need(0 < self.peak_epoch < self.epochs, "peak_epoch",
              f"above 0 and below S10_EPOCHS={self.epochs} (set both for short runs)")
-        need(self.final_lr_divisor >= 1, "final_lr_divisor", "1 (no annihilation) or more")
         need(self.weight_decay >= 0, "weight_decay", "a number >= 0")
-        need(0 <= self.label_smoothing < 1, "label_smoothing", "a number from 0 up to (not including) 1")
         need(self.workers >= -1, "workers", "-1 (auto) or a number of processes >= 0")
         need(self.device in ("auto", "cuda", "mps", "cpu"), "device", '"auto", "cuda", "mps" or "cpu"')
 

@@ -2,14 +2,8 @@
 
 The rule, on the exponentially smoothed loss of a sweep from S10_LR_FINDER_START to _END:
 
-    LRMAX = the LR at the smoothed-loss minimum                      (S10_LR_MAX fixes it instead)
-    LRMIN = LRMAX / S10_LR_MIN_DIVISOR (100)                          S10_LR_MIN_RULE=ratio (default)
-    LRMIN = the onset: the first LR at which the smoothed loss lies a tenth of its whole fall (from
-            the sweep's first step down to the minimum) below where it started   S10_LR_MIN_RULE=onset
-
-The onset is the lower bound of the range test as first defined (Smith 2017: the LR at which the
-loss starts to fall). It needs a sweep that starts on the plateau, where the loss does not move
-yet: from 1e-5 it already falls at the first steps, so S10_LR_FINDER_START=1e-7 goes with it.
+    LRMAX = the LR at the smoothed-loss minimum
+    LRMIN = LRMAX / S10_LR_MIN_DIVISOR (100)
 
 Why the minimum, not torch-lr-finder's steepest slope (`suggest_lr`): on this data the steepest
 point of the committed runs' sweeps lies in the noise of the first steps (7.2e-5, seeds 1 and 2)
@@ -46,28 +40,13 @@ class LRTest:
     lr_min: float      # LRMIN, where the cycle starts and ends
     diverged: bool = False  # the sweep stopped early because the loss blew up
     seconds: float = None   # how long the sweep took (None in records written before it was timed)
-    lr_onset: float = None  # LR where the smoothed loss starts to fall (None: LRMIN by ratio)
-    fixed_max: bool = False  # LRMAX was set (S10_LR_MAX), not found
 
     def __str__(self):
         took = f" (swept in {self.seconds / 60:.1f} min)" if self.seconds else ""
-        onset = f", fall starts at LR {self.lr_onset:.2e}" if self.lr_onset else ""
-        fixed = " (fixed)" if self.fixed_max else ""
-        return (f"loss minimum at LR {self.lr_at_min:.2e}{onset}: LRMAX {self.lr_max:.2e}{fixed}, "
-                f"LRMIN {self.lr_min:.2e}{took}")
+        return f"loss minimum at LR {self.lr_at_min:.2e}: LRMAX {self.lr_max:.2e}, LRMIN {self.lr_min:.2e}{took}"
 
 
-def loss_onset(lrs, losses, best: int) -> float:
-    """The LR at which the smoothed loss starts to fall (the rule of this module's docstring)."""
-    fallen = np.flatnonzero(losses[:best + 1] <= losses[0] - 0.1 * (losses[0] - losses[best]))
-    if fallen[0] < len(losses) // 10:
-        raise S10Error(f"the loss already falls in the first tenth of the LR range test "
-                       f"(at LR {lrs[fallen[0]]:.2e}); lower S10_LR_FINDER_START so that the sweep starts "
-                       "where the loss does not move yet")
-    return float(lrs[fallen[0]])
-
-
-def pick_lrs(lrs, losses, min_divisor: float = 100.0, lr_max: float = 0.0, min_rule: str = "ratio") -> LRTest:
+def pick_lrs(lrs, losses, min_divisor: float = 100.0) -> LRTest:
     """Apply the rule of this module's docstring to a range-test curve."""
     lrs, losses = np.asarray(lrs, float), np.asarray(losses, float)
     finite = np.isfinite(losses)
@@ -81,21 +60,15 @@ def pick_lrs(lrs, losses, min_divisor: float = 100.0, lr_max: float = 0.0, min_r
     if best == len(losses) - 1:
         warnings.warn(f"the loss was still falling at the last LR tested ({lrs[best]:.2e}); "
                       "raise S10_LR_FINDER_END", stacklevel=2)
-    onset = loss_onset(lrs, losses, best) if min_rule == "onset" else None
-    peak = lr_max or float(lrs[best])
-    lr_min = onset or peak / min_divisor
-    if lr_min >= peak:
-        raise S10Error(f"LRMIN {lr_min:.2e} is not below LRMAX {peak:.2e}; "
-                       "check S10_LR_MAX and S10_LR_MIN_RULE")
-    return LRTest(lrs.tolist(), losses.tolist(), float(lrs[best]), peak, float(lr_min), lr_onset=onset,
-                  fixed_max=bool(lr_max))
+    peak = float(lrs[best])
+    return LRTest(lrs.tolist(), losses.tolist(), peak, peak, peak / min_divisor)
 
 
 def lr_range_test(model, optimizer, loader, device, cfg, precision) -> LRTest:
     """Sweep the LR exponentially over `cfg.lr_finder_iters` batches (Adam as given, the training
     loss), in the training's `precision` (autocast dtype, and loss scaling exactly when training
     scales), restore model and optimizer (`LRFinder.reset`), and apply the rule above."""
-    criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    criterion = torch.nn.CrossEntropyLoss()
     amp = {} if precision.dtype is None else dict(
         amp_backend="torch", amp_config=dict(device_type=device.type, dtype=precision.dtype),
         grad_scaler=torch.amp.GradScaler(device.type, enabled=precision.scaler.is_enabled()))
@@ -110,28 +83,26 @@ def lr_range_test(model, optimizer, loader, device, cfg, precision) -> LRTest:
     finally:
         finder.reset()
     history = finder.history
-    found = pick_lrs(history["lr"], history["loss"], cfg.lr_min_divisor, cfg.lr_max, cfg.lr_min_rule)
+    found = pick_lrs(history["lr"], history["loss"], cfg.lr_min_divisor)
     found.diverged, found.seconds = "diverged" in printed.getvalue(), round(time.perf_counter() - start, 1)
     return found
 
 
-def one_cycle(optimizer, lr_max, lr_min, epochs, steps_per_epoch, peak_epoch=5, final_divisor=1.0):
+def one_cycle(optimizer, lr_max, lr_min, epochs, steps_per_epoch, peak_epoch=5):
     """Linear one-cycle, stepped once per batch: LRMIN -> LRMAX at the end of `peak_epoch` -> LRMIN.
 
     Two phases (`three_phase=False`) and no annihilation (`final_div_factor=1`): the last step
-    trains at LRMIN. `final_divisor` > 1 ends at LRMIN / final_divisor instead (an annihilation, as
-    in the public recipes with final_div_factor 100: outside the assignment, for comparison).
-    Adam's beta1 stays 0.9 (`cycle_momentum=False`): the spec schedules the LR only.
+    trains at LRMIN. Adam's beta1 stays 0.9 (`cycle_momentum=False`): the spec schedules the LR only.
     """
     return OneCycleLR(optimizer, max_lr=lr_max, epochs=epochs, steps_per_epoch=steps_per_epoch,
                       pct_start=peak_epoch / epochs, anneal_strategy="linear", three_phase=False,
-                      div_factor=lr_max / lr_min, final_div_factor=final_divisor, cycle_momentum=False)
+                      div_factor=lr_max / lr_min, final_div_factor=1.0, cycle_momentum=False)
 
 
-def planned_lrs(lr_max, lr_min, epochs, steps_per_epoch, peak_epoch=5, final_divisor=1.0) -> list:
+def planned_lrs(lr_max, lr_min, epochs, steps_per_epoch, peak_epoch=5) -> list:
     """The LR of every training step under `one_cycle`, as plain data to plot and test."""
     optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=lr_min)
-    scheduler = one_cycle(optimizer, lr_max, lr_min, epochs, steps_per_epoch, peak_epoch, final_divisor)
+    scheduler = one_cycle(optimizer, lr_max, lr_min, epochs, steps_per_epoch, peak_epoch)
     lrs = []
     for _ in range(epochs * steps_per_epoch):
         lrs.append(optimizer.param_groups[0]["lr"])

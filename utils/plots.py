@@ -63,9 +63,8 @@ def lr_range_plot(found) -> Figure:
     losses = np.asarray(found.losses)[np.isfinite(found.losses)]
     low, span = losses.min(), losses[0] - losses.min() + 1e-3
     ax.set_ylim(low - 0.1 * span, low + 1.5 * span)  # from below the minimum to above the start
-    peak = "fixed" if found.fixed_max else "the loss minimum"
-    floor = "where the loss starts to fall" if found.lr_onset else f"LRMAX / {found.lr_max / found.lr_min:g}"
-    ax.set_title(f"LR range test: LRMAX = {peak}, LRMIN = {floor}", fontsize=10)
+    ax.set_title(f"LR range test: LRMAX = the loss minimum, LRMIN = LRMAX / {found.lr_max / found.lr_min:g}",
+                 fontsize=10)
     ax.legend()
     return fig
 

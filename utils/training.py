@@ -24,18 +24,11 @@ def seed_everything(seed: int) -> None:
 EMA_DECAY = 0.99  # per step: the average's time constant is 100 steps, about one epoch at batch 512
 
 
-def make_optimizer(model, lr, weight_decay, device, decoupled=False):
-    """Adam with coupled L2 weight decay (torch.optim.Adam's `weight_decay`), or with `decoupled` the
-    decay AdamW applies (each step shrinks a weight by lr x weight_decay) to the conv and linear
-    weights only, not to BatchNorm weights and biases. Fused on CUDA: with loss scaling the plain
-    step reads a flag back from the GPU every step (GradScaler's `.item()`), the fused one does not.
-    Elsewhere the plain implementation, so a CPU run computes what it always did."""
-    params = model.parameters()
-    if decoupled:
-        params = [{"params": [p for p in model.parameters() if p.ndim > 1]},
-                  {"params": [p for p in model.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, decoupled_weight_decay=decoupled,
-                            fused=device.type == "cuda")
+def make_optimizer(model, lr, weight_decay, device):
+    """Adam with L2 weight decay (coupled: added to the gradient). Fused on CUDA: with loss scaling
+    the plain step reads a flag back from the GPU every step (GradScaler's `.item()`), the fused one
+    does not. Elsewhere the plain implementation, so a CPU run computes what it always did."""
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda")
 
 
 def make_ema(model, decay=EMA_DECAY) -> AveragedModel:
@@ -79,7 +72,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision, prog
         seen += len(y)
         if ((step + 1) % check_every == 0 or step + 1 == len(loader)) and not torch.isfinite(loss_sum):
             raise S10Error(f"training diverged: the loss became NaN/inf in epoch {epoch} by step {step + 1} "
-                           f"(LR {lrs[-1]:.2e}); set a lower S10_LR_MAX and start over")
+                           f"(LR {lrs[-1]:.2e}); lower S10_LR_FINDER_END (LRMAX lies below it) and start over")
     return {"loss": loss_sum.item() / seen, "acc": correct.item() / seen, "lrs": lrs}
 
 
