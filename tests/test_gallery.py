@@ -190,7 +190,8 @@ def test_results_table_puts_the_final_epoch_first(tmp_path):
     rows = history()
     rows[1]["test_acc"] = 0.95  # a better epoch in the middle: information only
     info = {"device": "cpu", "precision": "bf16", "data_source": "CIFAR-10 (JPEG copy)"}
-    text = gallery.results_table(rows, info, LRTest([], [], 1e-2, 1e-2, 1e-4), resumes=2)
+    rows[-1]["execution"] = 3
+    text = gallery.results_table(rows, info, LRTest([], [], 1e-2, 1e-2, 1e-4))
     first = text.splitlines()[0]
     assert "final epoch" in first and "87.00%" in first
     assert "95.00% (epoch 2)" in text and "1.00e-04 / 1.00e-02" in text and "2 times" in text
@@ -199,8 +200,10 @@ def test_results_table_puts_the_final_epoch_first(tmp_path):
 @pytest.mark.parametrize("workers, resumes, words", [(1, 1, ("1 loader worker\n", "once")),
                                                      (2, 0, ("2 loader workers", "never"))])
 def test_results_table_speaks_plain_english(workers, resumes, words):
-    text = gallery.results_table(history(), {"device": "cpu", "workers": workers},
-                                 LRTest([], [], 1e-2, 1e-2, 1e-4), resumes=resumes)
+    rows = history()
+    rows[-1]["execution"] = 1 + resumes
+    text = gallery.results_table(rows, {"device": "cpu", "workers": workers},
+                                 LRTest([], [], 1e-2, 1e-2, 1e-4))
     for word in words:
         assert word in text + "\n"
     assert "(s)" not in text
@@ -212,7 +215,7 @@ def test_seconds_per_epoch_is_the_median_of_the_epochs():
         row["seconds"] = seconds
     assert gallery.seconds_per_epoch(rows) == 360
     assert "seconds per epoch              360 (median of 3 epochs" in gallery.results_table(
-        rows, {}, LRTest([], [], 1e-2, 1e-2, 1e-4), resumes=0)
+        rows, {}, LRTest([], [], 1e-2, 1e-2, 1e-4))
 
 
 @pytest.mark.parametrize("p, shown", [(0.6, "60%"), (0.99, "99%"), (0.991, "99.1%"), (0.99912, "99.91%"),

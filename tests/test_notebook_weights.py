@@ -40,11 +40,11 @@ def always_cat() -> CustomResNet:
 
 def test_the_notebook_explores_saved_weights_without_training(tmp_path, monkeypatch):
     rows = [{"epoch": e, "lr": 1e-3, "train_loss": 2.0 / e, "train_acc": 0.3 * e, "test_loss": 2.1 / e,
-             "test_acc": 0.25 * e, "seconds": 5.0, "execution": 1} for e in (1, 2)]
+             "test_acc": 0.25 * e, "seconds": 5.0, "execution": e} for e in (1, 2)]
     found = LRTest([1e-4, 1e-3, 1e-2], [2.3, 2.0, 2.4], 1e-3, 1e-3, 1e-5)
     trained = Settings.from_env(seed=3).__dict__  # the smoke settings, run with seed 3
     record = {"settings": trained, "device": "cpu", "device_name": "a CPU", "threads": 2, "precision": "fp32",
-              "data_source": "test data", "workers": 1, "resumes": 1, "lr_test": dataclasses.asdict(found),
+              "data_source": "test data", "workers": 1, "lr_test": dataclasses.asdict(found),
               "history": rows}
     (tmp_path / "s10-seed3.json").write_text(json.dumps(record))
     torch.save(always_cat().state_dict(), tmp_path / "s10-seed3.pt")

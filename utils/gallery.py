@@ -108,9 +108,10 @@ def seconds_per_epoch(history) -> float:
     return float(np.median([row["seconds"] for row in history]))
 
 
-def results_table(history, info: dict, found, resumes: int, eval_name="test") -> str:
+def results_table(history, info: dict, found, eval_name="test") -> str:
     """The run's result in a few lines: final-epoch test (or validation) accuracy first."""
     last, best = history[-1], max(history, key=lambda row: row["test_acc"])
+    resumes = last.get("execution", 1) - 1
     seconds = [row["seconds"] for row in history]
     workers = plural(info["workers"], "loader worker") if "workers" in info else "? loader workers"
     rows = [

@@ -43,7 +43,8 @@ class LRTest:
 
     def __str__(self):
         took = f" (swept in {self.seconds / 60:.1f} min)" if self.seconds else ""
-        return f"loss minimum at LR {self.lr_at_min:.2e}: LRMAX {self.lr_max:.2e}, LRMIN {self.lr_min:.2e}{took}"
+        return (f"loss minimum at LR {self.lr_at_min:.2e}: LRMAX {self.lr_max:.2e}, "
+                f"LRMIN {self.lr_min:.2e}{took}")
 
 
 def pick_lrs(lrs, losses, min_divisor: float = 100.0) -> LRTest:

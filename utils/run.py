@@ -32,30 +32,21 @@ RECIPE = Settings(seed=0).result()  # the assignment's settings but the seed
 
 def code_hash() -> str:
     """Which code trains: the bytes of the files in CODE (an edit there is a new run)."""
-    digest = hashlib.sha1()
-    for name in CODE:
-        digest.update((ROOT / name).read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def run_name(cfg, data_digest: str) -> str:
-    """e.g. "seed1,epochs=2,train_subset=1024-3fa2c1d0": the seed, the changed settings, a hash of all."""
-    result = cfg.result()
-    changed = [f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
-               for name, value in result.items() if name != "seed" and value != RECIPE[name]]
-    key = json.dumps({"settings": result, "data": data_digest, "code": code_hash()}, sort_keys=True)
-    name = f"seed{cfg.seed}"
-    for item in changed:  # whole items only, up to about 80 characters; the hash tells the rest apart
-        name += f",{item}" if len(name) + len(item) < 80 else ",..."
-        if name.endswith("..."):
-            break
-    return f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+    return hashlib.sha1(b"".join((ROOT / name).read_bytes() for name in CODE)).hexdigest()[:12]
 
 
 def run_folder(cfg, data_digest: str) -> Path:
-    """The folder of this execution's run; with S10_WEIGHTS, where views of those weights go."""
-    name = f"weights-{Path(cfg.weights).stem}" if cfg.weights else run_name(cfg, data_digest)
-    return Path(cfg.runs_dir).expanduser() / name
+    """e.g. experiments/seed1,epochs=2,train_subset=1024-3fa2c1d0: the seed, the settings that differ
+    from the recipe (cut at 80 characters) and a hash of all of them with the data and the code.
+    With S10_WEIGHTS, experiments/weights-<name>, where the views of those weights go."""
+    if cfg.weights:
+        return Path(cfg.runs_dir).expanduser() / f"weights-{Path(cfg.weights).stem}"
+    result = cfg.result()
+    changed = "".join(f",{name}={value:g}" if isinstance(value, float) else f",{name}={value}"
+                      for name, value in result.items() if name != "seed" and value != RECIPE[name])
+    key = json.dumps({"settings": result, "data": data_digest, "code": code_hash()}, sort_keys=True)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+    return Path(cfg.runs_dir).expanduser() / f"seed{cfg.seed}{changed[:80]}-{digest}"
 
 
 def write_atomic(path: Path, write) -> None:
@@ -80,7 +71,9 @@ def shown(path) -> str:
 
 
 class Run:
-    """One run folder (see the module's docstring): what the notebook reads and writes of a run."""
+    """One run folder (see the module's docstring): what the notebook reads and writes of a run.
+    With `weights`, a published run read back: its weights, with the range test and the epochs of
+    its record; it trains nothing and writes nothing."""
 
     def __init__(self, folder, info=None, precision=None, weights=None):
         self.folder, self.info, self.precision, self.weights = Path(folder), info or {}, precision, weights
@@ -94,19 +87,14 @@ class Run:
                 fix = "use weights a run of this notebook saved" if weights else \
                     f"delete {shown(self.folder)} to start this run over"
                 raise S10Error(f"{shown(self.checkpoint)} is unreadable ({first_line(exc)}); {fix}") from None
-        if weights:  # a published run: its weights, with the range test and epochs of its record
+        if weights:
             self.info = read_record(Path(weights).with_suffix(".json"))
             self.state = {"model": self.state, "lr_test": self.info["lr_test"],
-                          "history": self.info["history"], "resumes": self.info.get("resumes", 0)}
-        self.mark = "" if weights else "  *"  # marks an epoch listed from an earlier execution
+                          "history": self.info["history"]}
 
     @property
     def history(self) -> list:
         return list(self.state.get("history") or [])
-
-    @property
-    def resumes(self) -> int:
-        return self.state.get("resumes") or 0
 
     def range_test(self, sweep, log=print) -> LRTest:
         """The run's LR range test: the stored one if there is one, else `sweep()`, stored at once."""
@@ -121,8 +109,9 @@ class Run:
         log(f"LR range test (stored in {shown(self.folder)}): {found}")
         return found
 
-    def restore(self, model, optimizer=None, scheduler=None, scaler=None, ema=None) -> list:
-        """Load the training state after the last finished epoch; return the history ([] if none)."""
+    def restore(self, model, **parts) -> list:
+        """Load the state after the last finished epoch into `model` and `parts` (optimizer=...,
+        scheduler=..., scaler=..., ema=...; the model only for a published run); return the history."""
         if "model" not in self.state:
             return []
         try:
@@ -131,25 +120,23 @@ class Run:
             raise S10Error(f"{shown(self.checkpoint)} holds another network ({first_line(exc)[:80]}); "
                            "use weights a run of this notebook saved") from None
         if not self.weights:
-            parts = {"optimizer": optimizer, "scheduler": scheduler, "scaler": scaler, "ema": ema}
             for key, obj in parts.items():
                 if obj is not None:
                     obj.load_state_dict(self.state[key])
             torch.set_rng_state(self.state["torch_rng"])
         return self.history
 
-    def heading(self, epochs: int) -> str:
+    def heading(self) -> str:
         done = len(self.history)
         if self.weights:
             return f"the {done} epochs of the run that made {self.weights}, from its record (nothing trained)"
-        state = f"continued after epoch {done}" if done < epochs else "complete; nothing left to train"
-        return f"run {shown(self.folder)} {state}; * = trained by an earlier execution, from its checkpoint"
+        return f"run {shown(self.folder)}: epochs 1-{done} trained earlier, from its checkpoint"
 
-    def save_epoch(self, model, optimizer, scheduler, scaler, history, resumes, epochs, ema=None) -> None:
-        self._save(model=model.state_dict(), optimizer=optimizer.state_dict(),
-                   scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
-                   ema=ema.state_dict() if ema is not None else None, torch_rng=torch.get_rng_state(),
-                   history=history, resumes=resumes)
+    def save_epoch(self, history, epochs, model, **parts) -> None:
+        """The training state after an epoch (`model` and `parts`: objects with a state_dict) and the
+        history; after the last epoch also the final weights, fp32 on the CPU, as weights.pt."""
+        states = {key: obj.state_dict() for key, obj in parts.items() if obj is not None}
+        self._save(model=model.state_dict(), **states, torch_rng=torch.get_rng_state(), history=history)
         if len(history) == epochs:
             weights = {name: value.detach().float().cpu() if value.is_floating_point() else value.cpu()
                        for name, value in model.state_dict().items()}
@@ -160,21 +147,20 @@ class Run:
         self.state.update(parts, precision=self.precision.name)
         write_atomic(self.checkpoint, lambda f: torch.save(self.state, f))
         rows = [{key: value for key, value in row.items() if key != "lrs"} for row in self.history]
-        record = {**self.info, "lr_test": self.state.get("lr_test"), "resumes": self.resumes, "history": rows}
+        record = {**self.info, "lr_test": self.state.get("lr_test"), "history": rows}
         write_atomic(self.folder / "record.json", lambda f: f.write(json.dumps(record, indent=1).encode()))
 
 
 def open_run(cfg, data, device, workers, log=print) -> Run:
     """The run `cfg` asks for on `data`: the published one in `cfg.weights`, else its run folder, new
     or continued (in the precision it started in). Says which, in one line."""
-    folder = run_folder(cfg, data.digest)
+    run = Run(run_folder(cfg, data.digest), weights=cfg.weights)
+    keep = None if cfg.weights else run.state.get("precision")
+    run.precision = pick_precision(device, cfg.amp, cfg.channels_last, keep=keep)
     if cfg.weights:
-        run = Run(folder, precision=pick_precision(device, cfg.amp, cfg.channels_last), weights=cfg.weights)
         log(f"weights {cfg.weights}: seed {cfg.seed}, {len(run.history)} epochs; "
             f"figures in {shown(run.figures)}")
         return run
-    run = Run(folder)
-    run.precision = pick_precision(device, cfg.amp, cfg.channels_last, keep=run.state.get("precision"))
     settings = dataclasses.asdict(cfg) | {"data_root": shown(cfg.data_root) if cfg.data_root else None}
     run.info = {"settings": settings, "code": code_hash(), "code_commit": git_commit(), "data": data.digest,
                 "data_source": data.source, "evaluated_on": data.eval_name, "device": device.type,
@@ -192,4 +178,3 @@ def git_commit() -> str:
         return done.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-

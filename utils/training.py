@@ -72,7 +72,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision, prog
         seen += len(y)
         if ((step + 1) % check_every == 0 or step + 1 == len(loader)) and not torch.isfinite(loss_sum):
             raise S10Error(f"training diverged: the loss became NaN/inf in epoch {epoch} by step {step + 1} "
-                           f"(LR {lrs[-1]:.2e}); lower S10_LR_FINDER_END (LRMAX lies below it) and start over")
+                           f"(LR {lrs[-1]:.2e}); set S10_LR_FINDER_END below it (LRMAX never exceeds it)")
     return {"loss": loss_sum.item() / seen, "acc": correct.item() / seen, "lrs": lrs}
 
 
@@ -111,12 +111,13 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
     never stopped. `test_loader` is scored with plain cross-entropy, named `eval_name`; `ema`
     (`make_ema`) is updated every step and scored after every epoch (`ema_loss`, `ema_acc`).
     """
-    history = run.restore(model, optimizer, scheduler, precision.scaler, ema) if run else []
-    resumes = run.resumes + (0 < len(history) < epochs) if run else 0
+    parts = dict(optimizer=optimizer, scheduler=scheduler, scaler=precision.scaler, ema=ema)
+    history = run.restore(model, **parts) if run else []
+    execution = history[-1]["execution"] + 1 if history else 1  # the how-many-th execution of the run
     if history:
-        log(run.heading(epochs))
+        log(run.heading())
         for row in history:
-            log(format_epoch(row, epochs, eval_name) + run.mark)
+            log(format_epoch(row, epochs, eval_name))
     for epoch in range(len(history) + 1, epochs + 1):
         start = time.perf_counter()
         train_loader.sampler.set_epoch(epoch)
@@ -128,10 +129,10 @@ def fit(model, train_loader, test_loader, optimizer, scheduler, epochs, device, 
                         "train_loss": train["loss"], "train_acc": train["acc"],
                         "test_loss": test["loss"], "test_acc": test["acc"],
                         **{f"ema_{key}": value for key, value in averaged.items()},
-                        "seconds": time.perf_counter() - start, "execution": resumes + 1})
+                        "seconds": time.perf_counter() - start, "execution": execution})
         log(format_epoch(history[-1], epochs, eval_name))
         if run:
-            run.save_epoch(model, optimizer, scheduler, precision.scaler, history, resumes, epochs, ema)
+            run.save_epoch(history, epochs, model, **parts)
     return history
 
 
