@@ -22,7 +22,7 @@ from models import CustomResNet
 from utils.config import S10Error, Settings
 from utils.data import Split
 from utils.loaders import CIFARDataset, make_loader, resolve_workers
-from utils.device import Precision, cpu_has_amx, cpu_has_bf16, cpuinfo, pick_device, pick_precision
+from utils.device import Precision, cpuinfo, pick_device, pick_precision
 from utils.training import evaluate, make_optimizer, train_one_epoch, train_step
 from utils.transforms import train_transforms
 
@@ -116,17 +116,18 @@ def main(argv=None):
     default = pick_precision(device, cfg.amp, cfg.channels_last)
     batch = 16 if args.quick else cfg.batch_size
     steps = args.steps or (1 if args.quick else (20 if device.type == "cuda" else 3))
-    cpu = cpuinfo()
-    features = "AMX" if cpu_has_amx() else "AVX-512 BF16" if cpu_has_bf16() else "no native bf16"
+    cpu, native_bf16 = cpuinfo(), torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    features = "AMX" if torch.cpu._is_amx_tile_supported() else \
+        "AVX-512 BF16" if native_bf16 else "no native bf16"
     rows, info = [], {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else
         f"cpu: {cpu.get('model name') or platform.machine()}",
         "cpu_model": f"{cpu.get('vendor_id', '?')} family {cpu.get('cpu family', '?')} "
                      f"model {cpu.get('model', '?')}, {features}",
         "threads": torch.get_num_threads(), "cores": os.cpu_count(), "torch": torch.__version__,
-        "native_bf16_cpu": cpu_has_bf16(), "batch": batch, "steps": steps,
+        "native_bf16_cpu": native_bf16, "batch": batch, "steps": steps,
         "default_precision": str(default.dtype or "fp32"), "channels_last": default.channels_last,
-        "picked_precision": default.name, "picked_because": default.reason}
+        "picked_precision": default.name}
 
     def add(part, config, images_per_s, **extra):
         rows.append({"part": part, "config": config, "images_per_s": round(images_per_s, 1), **extra})
@@ -135,13 +136,13 @@ def main(argv=None):
     print(" | ".join(f"{k} {v}" for k, v in info.items()))
     # 1. model-only training step: fp32 and the mixed precision of this device, side by side
     for name, precision in precision_configs(device):
-        emulated = device.type == "cpu" and precision.dtype is not None and not cpu_has_bf16()
+        emulated = device.type == "cpu" and precision.dtype is not None and not native_bf16
         b = min(batch, 32) if emulated else batch  # emulated bf16 is ~10x slower: a smaller batch, same rate
         model = CustomResNet().to(device, memory_format=precision.memory_format)
         seconds = timed(model_step(model, precision, device, b), steps, sync=sync)
         add("model-only train step", name + (" (emulated bf16)" if emulated else ""), b / seconds, batch=b)
     default_name = config_name(default)
-    print(f"the notebook picks {default.name} here ({default.reason})", flush=True)
+    print(f"the notebook picks {default.name} here", flush=True)
 
     # 2. the data pipeline alone, up to normalised batches on this device: on one core (0 workers,
     #    one thread), then at several worker counts

@@ -38,7 +38,6 @@ class Precision:
     channels_last: bool = False      # NHWC memory layout for model and inputs
     scaler: torch.amp.GradScaler = field(  # loss scaling, on for CUDA fp16 only
         default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))
-    reason: str = ""                 # why this precision (for the set-up line)
 
     @property
     def name(self) -> str:
@@ -54,48 +53,30 @@ class Precision:
         return torch.autocast(device.type, dtype=self.dtype, enabled=self.dtype is not None)
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU runs bf16 natively (AVX-512 BF16 or AMX). Without it, oneDNN emulates bf16
-    and autocast is ~10x slower than fp32 (measured: 3 vs 40 img/s on an AVX2-only AMD EPYC)."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles (Intel Sapphire Rapids and later): bf16 matrix units."""
-    return bool(torch.cpu._is_amx_tile_supported())
-
-
 def cpuinfo() -> dict:
     """The first value of every field of /proc/cpuinfo ("vendor_id", "model name", ...); {} elsewhere."""
-    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
+            pairs = [line.split(":", 1) for line in f if ":" in line]
     except OSError:
-        pass
-    return fields
+        return {}
+    return {key.strip(): value.strip() for key, value in reversed(pairs)}  # the first CPU's win
 
 
-def cpu_prefers_bf16() -> tuple:
-    """(bf16 or not, why) for a new run on this CPU: the precision that trains this network faster.
+def cpu_prefers_bf16() -> bool:
+    """Whether bf16 autocast trains this network faster than fp32 on this CPU.
 
     A rule from measurement (model-only training step, batch 512, channels_last, 2 cores), not a
     timing at start-up, so that one machine always picks the same precision for a run:
 
-        AVX2 only (no native bf16)     fp32   bf16 is emulated: 2.8 vs 32 img/s (AMD EPYC Zen 3)
+        no native bf16 (AVX2 only)     fp32   oneDNN emulates bf16: 2.8 vs 32 img/s (AMD EPYC Zen 3)
         AMD with AVX-512 BF16          bf16   the seed runs' machine (AMD EPYC Zen 4), 357-385 s/epoch
         Intel with AVX-512 BF16, no AMX fp32  73.5 vs 60.2 img/s (Xeon family 6 model 207)
         AMX (Intel)                    bf16   245 vs 85 img/s (Xeon family 6 model 167, AMX exposed)
     """
-    if not cpu_has_bf16():
-        return False, "this CPU has no native bf16"
-    if cpu_has_amx():
-        return True, "AMX: bf16 is faster on this CPU"
-    if cpuinfo().get("vendor_id") == "GenuineIntel":
-        return False, "AVX-512 BF16 without AMX: fp32 is faster on this CPU"
-    return True, "AVX-512 BF16: bf16 is faster on this CPU"
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return False
+    return torch.cpu._is_amx_tile_supported() or cpuinfo().get("vendor_id") != "GenuineIntel"
 
 
 def pick_precision(device, amp=True, channels_last=True, keep=None) -> Precision:
@@ -106,23 +87,20 @@ def pick_precision(device, amp=True, channels_last=True, keep=None) -> Precision
     is faster: on the CPU by `cpu_prefers_bf16`; bf16 on CUDA cards of compute capability >= 8.0
     (A100, H100, RTX 30xx+); fp16 with loss scaling on older ones (T4, V100), where cuDNN has no
     bf16 convolutions (`torch.cuda.is_bf16_supported()` counts emulation and says True on a T4);
-    fp32 on MPS. The result's `reason` says which of these applied (for the set-up line)."""
+    fp32 on MPS (autocast needs torch >= 2.5 there, and loss scaling works only in later versions)."""
     if not amp:
-        dtype, reason = None, "S10_AMP=0"
+        dtype = None
     elif keep:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(keep.split()[0])
-        channels_last, reason = keep.endswith("channels_last"), "kept from the checkpoint"
+        channels_last = keep.endswith("channels_last")
     elif device.type == "cpu":
-        bf16, reason = cpu_prefers_bf16()
-        dtype = torch.bfloat16 if bf16 else None
+        dtype = torch.bfloat16 if cpu_prefers_bf16() else None
     elif device.type == "cuda":
-        native = torch.cuda.get_device_capability(device) >= (8, 0)
-        dtype = torch.bfloat16 if native else torch.float16
-        reason = "native bf16 on this card" if native else "this card has no native bf16"
-    else:  # MPS: autocast needs torch >= 2.5 there and loss scaling works only in later versions
-        dtype, reason = None, "no mixed precision on MPS" if device.type == "mps" else ""
+        dtype = torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else torch.float16
+    else:
+        dtype = None
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    return Precision(dtype, channels_last, scaler, reason)
+    return Precision(dtype, channels_last, scaler)
 
 
 def environment(device) -> dict:
@@ -143,9 +121,3 @@ def describe(cfg, device, workers) -> str:
     name = env["device_name"] if device.type == "cuda" else f"{env['device_name']}, {env['threads']} threads"
     versions = ", ".join(f"{library} {version}" for library, version in env["versions"].items())
     return f"{versions}\ndevice {device} ({name}), loader workers {workers}, seed {cfg.seed}"
-
-
-def precision_line(precision) -> str:
-    """e.g. "bf16 channels_last (AVX-512 BF16: bf16 is faster on this CPU)"."""
-    loss_scaling = " with loss scaling" if precision.scaler.is_enabled() else ""
-    return precision.name + loss_scaling + (f" ({precision.reason})" if precision.reason else "")

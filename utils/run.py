@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from utils.config import S10Error, Settings, first_line, read_record
-from utils.device import environment, pick_precision, precision_line
+from utils.device import environment, pick_precision
 from utils.lr import LRTest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,7 +167,7 @@ def open_run(cfg, data, device, workers, log=print) -> Run:
                 **environment(device), "precision": run.precision.name, "workers": workers,
                 "epochs": cfg.epochs}
     state = f"{len(run.history)} of {cfg.epochs} epochs done" if run.history else "new"
-    log(f"run folder {shown(run.folder)} ({state}), precision {precision_line(run.precision)}")
+    log(f"run folder {shown(run.folder)} ({state}), precision {run.precision.name}")
     return run
 
 
