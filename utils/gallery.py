@@ -3,7 +3,6 @@ every published seed (runs/s10-seed<n>.json), scores per class, the confusion ma
 confident mistakes, and Grad-CAM maps (pytorch-grad-cam) of where it looked. The figures are drawn
 by utils/plots.py."""
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,26 +14,10 @@ from utils.data import CLASSES
 from utils.transforms import normalise
 
 
-@dataclass
-class Predictions:
-    probs: np.ndarray   # (N, 10) softmax of the logits, float64 (float32 rounds 1 - 1e-8 to 1)
-    labels: np.ndarray  # (N,) true classes
-
-    @classmethod
-    def from_logits(cls, logits: torch.Tensor, labels: torch.Tensor) -> "Predictions":
-        return cls(torch.softmax(logits.double(), 1).numpy(), labels.numpy())  # fp64: 1 - p stays visible
-
-    @property
-    def predicted(self) -> np.ndarray:  # (N,)
-        return self.probs.argmax(1)
-
-    @property
-    def confidence(self) -> np.ndarray:  # (N,) probability of the predicted class
-        return self.probs.max(1)
-
-    @property
-    def accuracy(self) -> float:
-        return float((self.predicted == self.labels).mean())
+def probabilities(logits: torch.Tensor) -> np.ndarray:
+    """(N, 10) softmax of the logits in float64: float32 rounds 1 - 1e-8 to 1, and the gallery's
+    confidences must still tell such a prediction from 100%."""
+    return torch.softmax(logits.double(), 1).numpy()
 
 
 def confusion(labels, predicted, classes: int = len(CLASSES)) -> np.ndarray:
@@ -63,10 +46,10 @@ def percent(p: float) -> str:
     return f"{100 * p:.{decimals}f}%"
 
 
-def most_confident_mistakes(pred: Predictions, n: int = 20) -> np.ndarray:
-    """Indices of the `n` wrong predictions with the highest confidence, most confident first."""
-    wrong = np.flatnonzero(pred.predicted != pred.labels)
-    return wrong[np.argsort(-pred.confidence[wrong], kind="stable")][:n]
+def most_confident_mistakes(probs: np.ndarray, labels, n: int = 20) -> np.ndarray:
+    """Indices of the `n` wrong predictions with the highest probability, most confident first."""
+    wrong = np.flatnonzero(probs.argmax(1) != labels)
+    return wrong[np.argsort(-probs.max(1)[wrong], kind="stable")][:n]
 
 
 def map_summary(maps: np.ndarray) -> str:
