@@ -146,8 +146,8 @@ def test_augmentation_grid_shows_the_very_images_training_sees():
     images, labels = make_images(1)
     dataset = CIFARDataset(Split(images, labels), train_transforms(), seed=0)
     loader = make_loader(dataset, 4, train=True, workers=0)
-    fig = plots.augmentation_grid(loader, n=3, epochs=range(1, 5))
-    assert len(axes_with_images(fig)) == 3 * 5 and loader.sampler.epoch == 0
+    fig = plots.augmentation_grid(dataset, n=3, epochs=range(1, 5))
+    assert len(axes_with_images(fig)) == 3 * 5
     drawn = [ax.images[0].get_array() for ax in fig.axes[1:5]]
     assert not np.allclose(drawn[0], drawn[1])  # different epochs, different draws
     first = plots.by_class(labels)[0]

@@ -1,6 +1,6 @@
 """The train pipeline draws exactly the assignment's augmentations (reflect-101 pad 4 + a uniform
 random 32x32 crop, a flip half of the time, one 8x8 hole of the mean colour wholly inside), the
-normalisation is albumentations' to the bit, and the draws depend on (seed, epoch, batch) only."""
+normalisation is albumentations' to the bit, and the draws depend on (seed, epoch, image) only."""
 import albumentations as A
 import cv2
 import numpy as np
@@ -133,7 +133,7 @@ def copies(n=8):
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_draws_depend_on_seed_epoch_and_batch_only_not_on_the_workers(workers):
+def test_draws_depend_on_seed_epoch_and_image_only_not_on_the_workers(workers):
     one = epochs_of(CIFARDataset(copies(), train_transforms(), seed=0), 0)
     other = epochs_of(CIFARDataset(copies(), train_transforms(), seed=0), workers)
     for images in one:  # 8 copies of one image: 8 different draws, within a batch and across batches

@@ -1,4 +1,4 @@
-"""Batches for training and testing: a dataset that augments a whole batch from one random stream,
+"""Batches for training and testing: a dataset that augments each image from its own random stream,
 the epoch-seeded shuffle, and the loaders, whose batches are (normalised float images, labels)."""
 import os
 
@@ -10,14 +10,14 @@ from utils.transforms import PAD, normalise, pad, reseed, train_transforms
 
 
 class CIFARDataset(Dataset):
-    """uint8 images, fetched a batch at a time (`__getitems__`) as (uint8 images (B, 32, 32, 3),
-    labels (B,)): augmented by `transform` (the train pipeline, on images padded once here by PAD),
-    or as stored without one (testing).
+    """uint8 images as (uint8 images (B, 32, 32, 3), labels (B,)), a batch at a time
+    (`__getitems__`): augmented by `transform` (the train pipeline, on images padded once here by
+    PAD), or as stored without one (testing).
 
-    A batch is augmented from its own random stream, seeded by (seed, epoch, the index of its first
-    image); the shuffle hands the epoch over with each index (`EpochShuffle`), so the crops, flips
-    and holes of an epoch depend neither on the number of loader workers nor on what ran before,
-    and a run resumed at epoch e sees what a run that never stopped saw.
+    Keys are image indices, or (epoch, index) pairs from EpochShuffle. Image i of epoch e is drawn
+    from its own random stream, seeded by (seed, e, i): the crops, flips and holes of an epoch depend
+    neither on the number of loader workers nor on what ran before, so a run resumed at epoch e
+    sees what a run that never stopped saw, and `dataset[(e, i)]` is that very image.
     """
 
     def __init__(self, split, transform=None, seed=0):
@@ -28,15 +28,15 @@ class CIFARDataset(Dataset):
         return len(self.labels)
 
     def __getitems__(self, keys):
-        """`keys`: image indices, or (epoch, index) pairs from EpochShuffle."""
-        epoch, indices = (keys[0][0], [i for _, i in keys]) if isinstance(keys[0], tuple) else (0, keys)
-        indices = np.asarray(indices, np.int64)
-        labels = torch.from_numpy(self.labels[indices])
+        keys = [key if isinstance(key, tuple) else (0, key) for key in keys]
+        indices = np.array([i for _, i in keys], np.int64)
         if self.transform is None:
-            return torch.from_numpy(self.images[indices]), labels
-        reseed(self.transform, (self.seed, epoch, int(indices[0])))
-        images = np.stack([self.transform(image=self.images[i])["image"] for i in indices])
-        return torch.from_numpy(images), labels
+            return torch.from_numpy(self.images[indices]), torch.from_numpy(self.labels[indices])
+        images = []
+        for epoch, i in keys:
+            reseed(self.transform, (self.seed, epoch, i))
+            images.append(self.transform(image=self.images[i])["image"])
+        return torch.from_numpy(np.stack(images)), torch.from_numpy(self.labels[indices])
 
     def __getitem__(self, key):
         x, y = self.__getitems__([key])
@@ -92,18 +92,3 @@ def make_loaders(data, cfg, device_type: str):
     train_set = CIFARDataset(data.train, train_transforms(cfg.cutout_p, hole=cfg.cutout_size), seed=cfg.seed)
     return (make_loader(train_set, cfg.batch_size, True, workers, device_type, cfg.seed),
             make_loader(CIFARDataset(data.test), cfg.batch_size, False, workers, device_type))
-
-
-def as_trained(loader, epoch: int, i: int) -> np.ndarray:
-    """Training image i as `loader` draws it in `epoch`: uint8 (32, 32, 3). Its whole batch is
-    fetched again (the draws of a batch come from one stream), and image i taken out of it."""
-    sampler = loader.sampler
-    kept, sampler.epoch = sampler.epoch, epoch
-    try:
-        keys = list(sampler)
-    finally:
-        sampler.epoch = kept
-    start = [index for _, index in keys].index(i) // loader.batch_size * loader.batch_size
-    batch = keys[start:start + loader.batch_size]
-    images, _ = loader.dataset.__getitems__(batch)
-    return images[[index for _, index in batch].index(i)].numpy()

@@ -8,7 +8,6 @@ from matplotlib.ticker import MaxNLocator
 
 from utils.data import CLASSES
 from utils.gallery import percent
-from utils.loaders import as_trained
 from utils.transforms import describe
 
 
@@ -88,15 +87,15 @@ def schedule_plot(lrs, steps_per_epoch) -> Figure:
     return fig
 
 
-def augmentation_grid(loader, n=4, epochs=range(1, 7)) -> Figure:
-    """An image of each of `n` classes as stored, then as the training `loader` draws it in each of
+def augmentation_grid(dataset, n=4, epochs=range(1, 7)) -> Figure:
+    """An image of each of `n` classes as stored, then as the training `dataset` draws it in each of
     `epochs` (reflect-padded crop, flip, cutout): the very images training sees."""
-    dataset, epochs = loader.dataset, list(epochs)
+    epochs = list(epochs)
     fig, axes = panels(n, len(epochs) + 1, 1.25, 1.3)
     for row, i in zip(axes, by_class(dataset.labels)[:n]):
         show(row[0], dataset.original(i), f"original: {CLASSES[int(dataset.labels[i])]}")
         for ax, epoch in zip(row[1:], epochs):
-            show(ax, as_trained(loader, epoch, i), f"epoch {epoch}")
+            show(ax, dataset[(epoch, i)][0].numpy(), f"epoch {epoch}")
     fig.suptitle(f"train pipeline: {describe(dataset.transform)}", fontsize=10)
     return fig
 
