@@ -10,10 +10,8 @@ held out and evaluated on in place of the test set, which is then never read.
 """
 import hashlib
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.error import URLError
 
 import numpy as np
 from PIL import Image
@@ -66,13 +64,10 @@ def load_cifar10(root=None, download_dir="data", cache_dir="data/cache", splits=
 
     try:
         sets = [CIFAR10(download_dir, train=split == "train", download=True) for split in splits]
-    except Exception as exc:  # URLError, socket errors, a broken archive...
-        offline = isinstance(exc, (URLError, ConnectionError, TimeoutError, socket.gaierror))
-        raise S10Error(
-            f"could not download CIFAR-10 into {download_dir}/: "
-            f"{'no network was reached' if offline else 'the download failed'} ({first_line(exc)}); "
-            f"set CIFAR10_ROOT to a local copy as an image folder (train/<class>/*.jpg, test/<class>/*.jpg), "
-            f"or for make DATA_ARCHIVE to its .tar.gz") from None
+    except Exception as exc:  # no network, a broken archive...
+        raise S10Error(f"could not download CIFAR-10 into {download_dir}/ ({first_line(exc)}); set "
+                       "CIFAR10_ROOT to a local copy as an image folder (train/<class>/*.jpg, "
+                       "test/<class>/*.jpg), or for make DATA_ARCHIVE to its .tar.gz") from None
     return tuple(Split(np.asarray(s.data, np.uint8), np.asarray(s.targets, np.int64)) for s in sets)
 
 
@@ -86,12 +81,12 @@ def list_images(root: Path, split: str) -> list:
         raise S10Error(f"{folder} must hold a folder per class, no more: it lacks "
                        f"{', '.join(sorted(set(CLASSES) - found)) or 'none'} and has "
                        f"{', '.join(sorted(found - set(CLASSES))) or 'no other'}; {FOLDER_HINT}")
-    files = [[(path, label) for path in sorted((folder / name).iterdir()) if not path.name.startswith(".")]
-             for label, name in enumerate(CLASSES)]
-    if not all(files):
-        raise S10Error(f"class folder {folder / CLASSES[[bool(f) for f in files].index(False)]} is empty; "
-                       "put its images there")
-    return sum(files, [])
+    files = [(path, label) for label, name in enumerate(CLASSES)
+             for path in sorted((folder / name).iterdir()) if not path.name.startswith(".")]
+    empty = set(CLASSES) - {CLASSES[label] for _, label in files}
+    if empty:
+        raise S10Error(f"class folder {folder / sorted(empty)[0]} is empty; put its images there")
+    return files
 
 
 def load_image_folder(root, cache_dir="data/cache", splits=("train", "test")):
@@ -155,10 +150,7 @@ class CIFAR10:
 
 
 def load_data(cfg) -> CIFAR10:
-    """The train and evaluation splits that `cfg` asks for (source, validation split, subset sizes).
-
-    With `cfg.validation` > 0 that many training images (class-balanced, fixed by VALIDATION_SEED)
-    are held out and returned as the evaluation split; the test set is not even read."""
+    """The train and evaluation splits that `cfg` asks for (source, validation split, subset sizes)."""
     root = str(Path(cfg.data_root).expanduser()).replace(str(Path.home()), "~", 1) if cfg.data_root else ""
     source = f"image folder {root}" if root else "torchvision CIFAR-10"
     if cfg.validation:
@@ -173,6 +165,7 @@ def load_data(cfg) -> CIFAR10:
 
 
 def digest(*splits: Split) -> str:
+    """sha1 of the pixels and labels of `splits`."""
     h = hashlib.sha1()
     for split in splits:
         h.update(np.ascontiguousarray(split.images).data)

@@ -19,6 +19,12 @@ def save(fig: Figure, folder, name: str, dpi: int = 80) -> Figure:
     return fig
 
 
+def figure(width: float, height: float, rows: int = 1, cols: int = 1):
+    """(figure, axes) of a constrained-layout figure of `width` x `height` inches."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.subplots(rows, cols)
+
+
 def panels(rows: int, cols: int, width: float, height: float):
     """A figure of rows x cols image panels, `width` x `height` inches each, axes hidden."""
     fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
@@ -42,9 +48,8 @@ def by_class(labels, per_class: int = 1) -> list:
 def image_grid(images, labels, per_class=2, title=None) -> Figure:
     """The first `per_class` images of every class with their class names, a class per column."""
     fig, axes = panels(per_class, len(CLASSES), 1.2, 1.35)
-    for c, name in enumerate(CLASSES):
-        for row, i in enumerate(np.flatnonzero(np.asarray(labels) == c)[:per_class]):
-            show(axes[row, c], images[i], name)
+    for k, i in enumerate(by_class(labels, per_class)):
+        show(axes[k % per_class, k // per_class], images[i], CLASSES[labels[i]])
     fig.suptitle(title or "")
     return fig
 
@@ -52,8 +57,7 @@ def image_grid(images, labels, per_class=2, title=None) -> Figure:
 def lr_range_plot(found) -> Figure:
     """Smoothed loss against LR (log axis), with the loss minimum, LRMAX and LRMIN marked; the title
     says which rule set each bound."""
-    fig = Figure(figsize=(7, 4), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = figure(7, 4)
     ax.plot(found.lrs, found.losses, color="tab:blue")
     ax.set(xscale="log", xlabel="learning rate", ylabel="training loss (smoothed)")
     for lr, name, style in ((found.lr_at_min, "loss minimum", ":"), (found.lr_max, "LRMAX", "--"),
@@ -70,18 +74,14 @@ def lr_range_plot(found) -> Figure:
 
 def schedule_plot(lrs, steps_per_epoch) -> Figure:
     """The planned LR of every step, with epochs on the x axis, LRMAX and LRMIN marked."""
-    fig = Figure(figsize=(7, 3), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = figure(7, 3)
     epochs = np.arange(1, len(lrs) + 1) / steps_per_epoch
     peak = int(np.argmax(lrs))
     ax.plot(epochs, lrs)
     ax.plot(epochs[peak], lrs[peak], "o", color="tab:red")
     ax.annotate(f"LRMAX {lrs[peak]:.2e} (end of epoch {epochs[peak]:g})", (epochs[peak], lrs[peak]),
                 xytext=(8, 4), textcoords="offset points", va="bottom")
-    ax.axhline(lrs[0], color="grey", linestyle=":")
-    last = "first and last step" if np.isclose(lrs[-1], lrs[0]) else f"first step; the last {lrs[-1]:.2e}"
-    ax.annotate(f"LRMIN {lrs[0]:.2e} ({last})", (epochs[-1], lrs[0]), xytext=(-4, 6),
-                textcoords="offset points", ha="right", va="bottom")
+    ax.axhline(lrs[0], color="grey", linestyle=":")  # LRMIN
     ax.set(ylim=(0, 1.2 * max(lrs)), xlabel="epoch", ylabel="learning rate")
     ax.set_title(f"one-cycle: {lrs[0]:.2e} -> {max(lrs):.2e} -> {lrs[-1]:.2e}, linear, one step per batch")
     return fig
@@ -104,8 +104,7 @@ def curves(history, eval_name="test") -> Figure:
     """Loss and accuracy per epoch, train against the evaluation set (`eval_name`: test or validation),
     and the accuracy of the EMA of the weights where the run has one."""
     epochs = [row["epoch"] for row in history]
-    fig = Figure(figsize=(10, 3.5), layout="constrained")
-    loss, acc = fig.subplots(1, 2)
+    fig, (loss, acc) = figure(10, 3.5, 1, 2)
     for split, label, style in (("train", "train", "-o"), ("test", eval_name, "-s")):
         loss.plot(epochs, [row[f"{split}_loss"] for row in history], style, markersize=3, label=label)
         acc.plot(epochs, [100 * row[f"{split}_acc"] for row in history], style, markersize=3, label=label)
@@ -125,8 +124,7 @@ def curves(history, eval_name="test") -> Figure:
 def confusion_matrix(matrix, eval_name="test") -> Figure:
     """Counts, true class in rows, predicted class in columns."""
     matrix = np.asarray(matrix)
-    fig = Figure(figsize=(6.5, 5.5), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = figure(6.5, 5.5)
     image = ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
     ax.set_yticks(range(len(CLASSES)), CLASSES)
@@ -168,8 +166,7 @@ def grad_cam_grid(images, labels, predicted, for_predicted, for_true, layer: str
 
 def seed_curves(records, target=0.90) -> Figure:
     """Test accuracy per epoch of every published run, one line per seed, with the target line."""
-    fig = Figure(figsize=(7, 4), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = figure(7, 4)
     for r in records:
         rows = r["history"]
         ax.plot([row["epoch"] for row in rows], [100 * row["test_acc"] for row in rows], "-o", markersize=3,
