@@ -1,15 +1,14 @@
 """Throughput of each part of the training pipeline, side by side in one process.
 
-    python -m benchmarks.train_throughput [--quick] [--json results.json] [--compile]
+    python -m benchmarks.train_throughput [--quick] [--json results.json]
 
 Measures images/s of: the model-only training step on a batch already in memory (fp32 NCHW,
 fp32 channels_last, mixed precision + channels_last), the data pipeline alone (albumentations +
-DataLoader at several worker counts), the real `train_one_epoch` loop, the model-only evaluation
-step, the real `evaluate`, and optionally `torch.compile`. Prints a table, writes JSON, and names
-the device, threads and versions. --quick shrinks every size so that a test can run it.
+DataLoader, on one core and at several worker counts), the real `train_one_epoch` loop beside the
+model-only step, and the real `evaluate`; then predicts 24 epochs. Prints a table, writes JSON,
+and names the device, threads and versions. --quick shrinks every size so that a test can run it.
 """
 import argparse
-import copy
 import json
 import os
 import platform
@@ -21,23 +20,20 @@ import torch
 from models import CustomResNet
 from utils.config import S10Error, Settings
 from utils.data import Split
-from utils.loaders import CIFARDataset, make_loader, resolve_workers
 from utils.device import Precision, cpuinfo, pick_device, pick_precision
+from utils.loaders import CIFARDataset, make_loader, resolve_workers
 from utils.training import evaluate, make_optimizer, train_one_epoch, train_step
 from utils.transforms import train_transforms
 
 
-def timed(fn, repeats, warmup=1, sync=None):
-    """Seconds per call of fn(), after `warmup` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    if sync:
-        sync()
+def timed(fn, repeats, sync):
+    """Seconds per call of fn(), after one untimed call."""
+    fn()
+    sync()
     start = time.perf_counter()
     for _ in range(repeats):
         fn()
-    if sync:
-        sync()
+    sync()
     return (time.perf_counter() - start) / repeats
 
 
@@ -46,58 +42,32 @@ def model_step(model, precision, device, batch):
     x = torch.randn(batch, 3, 32, 32, device=device).to(memory_format=precision.memory_format)
     y = torch.randint(0, 10, (batch,), device=device)
     optimizer = make_optimizer(model, 1e-4, 0.0, device)
-
-    def step():
-        train_step(model, x, y, optimizer, device, precision)
-    return step
-
-
-def model_eval(model, precision, device, batch):
-    x = torch.randn(batch, 3, 32, 32, device=device).to(memory_format=precision.memory_format)
-
-    @torch.no_grad()
-    def forward():
-        with precision.autocast(device):
-            model(x).float().cpu()
-    return forward
+    return lambda: train_step(model, x, y, optimizer, device, precision)
 
 
 def config_name(precision) -> str:
     """e.g. "fp32 NCHW", "fp32 channels_last", "bf16 autocast + channels_last"."""
-    if precision.dtype is None:
-        return "fp32 " + ("channels_last" if precision.channels_last else "NCHW")
-    return f"{precision.name.split()[0]} autocast + {'channels_last' if precision.channels_last else 'NCHW'}"
+    layout = "channels_last" if precision.channels_last else "NCHW"
+    return f"fp32 {layout}" if precision.dtype is None else f"{precision.name.split()[0]} autocast + {layout}"
 
 
 def precision_configs(device) -> list:
     """(name, Precision) of the model-only step: fp32 NCHW and channels_last, and the mixed precision
     `pick_precision` would use on this device with channels_last (bf16 on every CPU, whether or not
     this one picks it; on CUDA bf16 or fp16 by the card; none on MPS)."""
-    configs = [Precision(None, False), Precision(None, True)]
-    if device.type == "cpu":
-        configs.append(Precision(torch.bfloat16, True))
-    else:
-        mixed = pick_precision(device, amp=True, channels_last=True)
-        if mixed.dtype is not None:
-            configs.append(mixed)
+    mixed = Precision(torch.bfloat16, True) if device.type == "cpu" else pick_precision(device)
+    configs = [Precision(None, False), Precision(None, True)] + ([mixed] if mixed.dtype is not None else [])
     return [(config_name(p), p) for p in configs]
 
 
-def train_loader(split, batch, workers, device_type):
-    return make_loader(CIFARDataset(split, train_transforms(), seed=0), batch, True, workers, device_type)
-
-
-def pipeline_rate(loader, device, precision, epochs=2) -> float:
-    """Images/s of `loader` up to normalised batches on `device` (the second of `epochs` epochs, so
-    that worker start-up is not counted where workers persist)."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for epoch in range(1, epochs + 1):
-        if hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epoch)
+def pipeline_rate(loader, device, precision) -> float:
+    """Images/s of `loader` up to normalised batches on `device`, in its second epoch (so that the
+    start of persistent workers is not counted)."""
+    for epoch in (1, 2):
+        loader.sampler.set_epoch(epoch)
         start = time.perf_counter()
         for x, y in loader:
             x, y = x.to(device, memory_format=precision.memory_format), y.to(device)
-        sync()
     return len(loader.dataset) / (time.perf_counter() - start)
 
 
@@ -105,17 +75,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the test suite")
     parser.add_argument("--json", default="benchmark.json", help="where to write the results")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per measurement")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of model-only step and real loop")
     args = parser.parse_args(argv)
 
     cfg = Settings.from_env()
     device = pick_device(cfg.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     default = pick_precision(device, cfg.amp, cfg.channels_last)
     batch = 16 if args.quick else cfg.batch_size
-    steps = args.steps or (1 if args.quick else (20 if device.type == "cuda" else 3))
+    steps = 1 if args.quick else 20 if device.type == "cuda" else 3
     cpu, native_bf16 = cpuinfo(), torch.ops.mkldnn._is_mkldnn_bf16_supported()
     features = "AMX" if torch.cpu._is_amx_tile_supported() else \
         "AVX-512 BF16" if native_bf16 else "no native bf16"
@@ -125,47 +93,39 @@ def main(argv=None):
         "cpu_model": f"{cpu.get('vendor_id', '?')} family {cpu.get('cpu family', '?')} "
                      f"model {cpu.get('model', '?')}, {features}",
         "threads": torch.get_num_threads(), "cores": os.cpu_count(), "torch": torch.__version__,
-        "native_bf16_cpu": native_bf16, "batch": batch, "steps": steps,
-        "default_precision": str(default.dtype or "fp32"), "channels_last": default.channels_last,
-        "picked_precision": default.name}
+        "native_bf16_cpu": native_bf16, "batch": batch, "steps": steps, "picked_precision": default.name}
 
     def add(part, config, images_per_s, **extra):
         rows.append({"part": part, "config": config, "images_per_s": round(images_per_s, 1), **extra})
         print(f"{part:<22} {config:<38} {images_per_s:10.1f} img/s", flush=True)
 
     print(" | ".join(f"{k} {v}" for k, v in info.items()))
-    # 1. model-only training step: fp32 and the mixed precision of this device, side by side
-    for name, precision in precision_configs(device):
+    for name, precision in precision_configs(device):  # 1. the model-only step, precisions side by side
         emulated = device.type == "cpu" and precision.dtype is not None and not native_bf16
         b = min(batch, 32) if emulated else batch  # emulated bf16 is ~10x slower: a smaller batch, same rate
         model = CustomResNet().to(device, memory_format=precision.memory_format)
-        seconds = timed(model_step(model, precision, device, b), steps, sync=sync)
+        seconds = timed(model_step(model, precision, device, b), steps, sync)
         add("model-only train step", name + (" (emulated bf16)" if emulated else ""), b / seconds, batch=b)
-    default_name = config_name(default)
-    print(f"the notebook picks {default.name} here", flush=True)
 
-    # 2. the data pipeline alone, up to normalised batches on this device: on one core (0 workers,
-    #    one thread), then at several worker counts
-    n = batch * steps
-    rng = np.random.default_rng(0)
+    # 2. the data pipeline alone: on one core (0 workers, one thread), then at several worker counts
+    n, rng = batch * steps, np.random.default_rng(0)
     split = Split(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n))
-    pipeline_split = split if args.quick else \
-        Split(rng.integers(0, 256, (8 * batch, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 8 * batch))
+    train_set = CIFARDataset(split, train_transforms(), seed=0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         add("data pipeline", "workers=0, 1 thread",
-            pipeline_rate(train_loader(pipeline_split, batch, 0, device.type), device, default))
+            pipeline_rate(make_loader(train_set, batch, True, 0, device.type), device, default))
     finally:
         torch.set_num_threads(threads)
     for workers in sorted({1, 2, resolve_workers(Settings(), device.type)}):
-        loader = train_loader(pipeline_split, batch, workers, device.type)
+        loader = make_loader(train_set, batch, True, workers, device.type)
         add("data pipeline", f"workers={workers}", pipeline_rate(loader, device, default))
 
-    # 3. the real training loop (workers chosen as in the notebook), interleaved with the model-only
-    #    step on the same model, `rounds` times, so that both see the same machine state; medians.
+    # 3. the real training loop (workers as in the notebook), interleaved with the model-only step on
+    #    the same model, `rounds` times, so that both see the same machine state; medians
     workers = resolve_workers(cfg, device.type)
-    train = train_loader(split, batch, workers, device.type)
+    train = make_loader(train_set, batch, True, workers, device.type)
     model = CustomResNet().to(device, memory_format=default.memory_format)
     optimizer = make_optimizer(model, 1e-4, 0.0, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)  # the LR does not matter here
@@ -173,54 +133,28 @@ def main(argv=None):
     train_one_epoch(model, train, optimizer, scheduler, device, default, progress=False)  # warm-up epoch
     step_times, loop_times = [], []
     for _ in range(args.rounds):
-        step_times.append(timed(step, steps, sync=sync))
+        step_times.append(timed(step, steps, sync))
         start = time.perf_counter()
         train_one_epoch(model, train, optimizer, scheduler, device, default, progress=False)
-        if sync:
-            sync()
+        sync()
         loop_times.append(time.perf_counter() - start)
-    train_ceiling = batch / float(np.median(step_times))
-    loop = n / float(np.median(loop_times))
-    add("model-only train step", f"{default_name}, interleaved with the loop", train_ceiling)
-    add("real train loop", f"{default_name}, workers={workers}", loop,
-        fraction_of_ceiling=round(loop / train_ceiling, 3))
+    ceiling, loop = batch / float(np.median(step_times)), n / float(np.median(loop_times))
+    add("model-only train step", f"{config_name(default)}, interleaved with the loop", ceiling)
+    add("real train loop", f"{config_name(default)}, workers={workers}", loop,
+        fraction_of_ceiling=round(loop / ceiling, 3))
 
-    # 4. evaluation: model-only forward, then the real evaluate()
-    eval_model = copy.deepcopy(model).eval()
-    eval_ceiling = batch / timed(model_eval(eval_model, default, device, batch), steps, sync=sync)
-    add("model-only eval step", default_name, eval_ceiling)
+    # 4. the real evaluate(), timed on its second pass
     test = make_loader(CIFARDataset(split), batch, False, workers, device.type)
     evaluate(model, test, device, default)
     start = time.perf_counter()
     evaluate(model, test, device, default)
     real_eval = n / (time.perf_counter() - start)
-    add("real evaluate", f"{default_name}, workers={workers}", real_eval,
-        fraction_of_ceiling=round(real_eval / eval_ceiling, 3))
+    add("real evaluate", f"{config_name(default)}, workers={workers}", real_eval)
 
-    # 5. torch.compile
-    if args.compile:
-        model = CustomResNet().to(device, memory_format=default.memory_format)
-        compiled = torch.compile(model)
-        step = model_step(compiled, default, device, batch)
-        start = time.perf_counter()
-        step()
-        if sync:
-            sync()
-        info["compile_seconds"] = round(time.perf_counter() - start, 1)
-        add("model-only train step", f"{default_name} + torch.compile",
-            batch / timed(step, steps, warmup=1, sync=sync), compile_seconds=info["compile_seconds"])
-
-    # the prediction for a full 24-epoch run from the ceilings, and what the loop achieves
-    epoch_ceiling = 50_000 / train_ceiling + 10_000 / eval_ceiling
-    epoch_real = 50_000 / loop + 10_000 / real_eval
-    info.update(loop_fraction=round(loop / train_ceiling, 3),
-                predicted_24_epochs_s_at_ceiling=round(24 * epoch_ceiling),
-                predicted_24_epochs_s_real=round(24 * epoch_real),
-                overhead=round(epoch_real / epoch_ceiling - 1, 3))
-    print(f"real loop at {loop / train_ceiling:.1%} of the model-only ceiling; 24 epochs + evaluation: "
-          f"{24 * epoch_real / 60:.0f} min predicted from the real loop, "
-          f"{24 * epoch_ceiling / 60:.0f} min at the ceiling "
-          f"(+{epoch_real / epoch_ceiling - 1:.1%})")
+    epoch = 50_000 / loop + 10_000 / real_eval
+    info.update(loop_fraction=round(loop / ceiling, 3), predicted_24_epochs_s_real=round(24 * epoch))
+    print(f"real loop at {loop / ceiling:.1%} of the model-only ceiling; 24 epochs + evaluation: "
+          f"{24 * epoch / 60:.0f} min predicted from the real loop; the notebook picks {default.name} here")
     with open(args.json, "w") as f:
         json.dump({"info": info, "rows": rows}, f, indent=1)
     return {"info": info, "rows": rows}
