@@ -3,22 +3,14 @@
 Gets model, loaders, optimizer, scheduler, device and precision (utils/device.py) as arguments;
 draws nothing (no matplotlib here).
 """
-import random
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from utils.config import S10Error
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 EMA_DECAY = 0.99  # per step: the average's time constant is 100 steps, about one epoch at batch 512
