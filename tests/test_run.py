@@ -140,6 +140,9 @@ def test_the_run_folder_follows_what_changes_the_result_and_nothing_else(tmp_pat
     changed = run_name(Settings(epochs=2, peak_epoch=1, cutout_size=16), "0" * 40)
     assert changed.startswith("seed1,cutout_size=16,epochs=2,peak_epoch=1-")
     assert run_name(Settings(), "1" * 40) != base  # other data
+    long = run_name(Settings(train_subset=1024, test_subset=500, batch_size=128, lr_finder_iters=20,
+                             lr_finder_start=1e-4, epochs=2, peak_epoch=1), "0" * 40)
+    assert ",..." in long and len(long) < 100 and "test_subset=500," in long  # whole items, then ...
     for name in run_module.CODE:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ROOT / name, tmp_path / name)

@@ -37,16 +37,18 @@ def code_hash() -> str:
 
 def run_folder(cfg, data_digest: str) -> Path:
     """e.g. experiments/seed1,epochs=2,train_subset=1024-3fa2c1d0: the seed, the settings that differ
-    from the recipe (cut at 80 characters) and a hash of all of them with the data and the code.
+    from the recipe (whole ones, up to 80 characters) and a hash of all of them, the data and the code.
     With S10_WEIGHTS, experiments/weights-<name>, where the views of those weights go."""
     if cfg.weights:
         return Path(cfg.runs_dir).expanduser() / f"weights-{Path(cfg.weights).stem}"
     result = cfg.result()
     changed = "".join(f",{name}={value:g}" if isinstance(value, float) else f",{name}={value}"
                       for name, value in result.items() if name != "seed" and value != RECIPE[name])
+    if len(changed) > 80:  # whole items only; the hash tells the rest apart
+        changed = changed[:changed.rindex(",", 0, 80)] + ",..."
     key = json.dumps({"settings": result, "data": data_digest, "code": code_hash()}, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:8]
-    return Path(cfg.runs_dir).expanduser() / f"seed{cfg.seed}{changed[:80]}-{digest}"
+    return Path(cfg.runs_dir).expanduser() / f"seed{cfg.seed}{changed}-{digest}"
 
 
 def write_atomic(path: Path, write) -> None:
