@@ -113,6 +113,7 @@ def main(argv) -> int:
         return stopped(folder)
     return 0
 
+
 def publish(folder, root=ROOT) -> str:
     """Copy the finished run in `folder`, of the assignment's settings on all of CIFAR-10, into
     runs/s10-seed<n>.json/.pt, images/ and (if executed by `make`) S10.ipynb; returns what it did."""

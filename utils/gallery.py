@@ -123,6 +123,7 @@ def read_records(folder="runs") -> list:
     records = [json.loads(path.read_text()) | {"path": str(path)} for path in paths]
     return sorted(records, key=lambda record: record["settings"]["seed"])
 
+
 def seeds_table(records, target=0.90) -> str:
     """One line per published run (LR range test, final-epoch and best test accuracy, seconds per
     epoch, device), then the mean +- sample standard deviation and the minimum of the final-epoch
