@@ -10,7 +10,12 @@ from tests.study import difference_noise, read_study, study_table
 
 
 def write(folder, name, final, epochs_done=24, **changes):
+    """A record as the first study's code wrote it: its settings then included two since removed."""
     settings = dataclasses.asdict(Settings())
+    names = list(settings)
+    result, rest = names[:names.index("seed")], names[names.index("seed"):]
+    settings = {**{k: settings[k] for k in result}, "label_smoothing": 0.0, "lr_max_divisor": 1.0,
+                **{k: settings[k] for k in rest}}
     settings.update(validation=5000, **changes)
     rows = [{"epoch": e, "test_acc": final if e == epochs_done else 0.5,
              "train_acc": 0.95 if e == epochs_done else 0.6} for e in range(1, epochs_done + 1)]
