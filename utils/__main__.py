@@ -11,8 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from utils.config import S10Error, read_record, settings
-from utils.run import RECIPE, ROOT, Run, run_folder, shown
+from utils.config import S10Error, read_record, settings, shown
+from utils.run import RECIPE, ROOT, Run, run_folder
 
 
 def check(log=print) -> Path:

@@ -1,5 +1,5 @@
-"""One settings object for the whole run, overridable from environment variables, and the package's
-one error type.
+"""One settings object for the whole run, overridable from environment variables, and how the package
+speaks to its user: one error type, exceptions and paths in a few words.
 
 Every field can be set as `S10_<FIELD>` (for example `S10_EPOCHS=2`); the data root also answers to
 `CIFAR10_ROOT`. A bad value, or an `S10_` name that is no setting, stops with one line that names the
@@ -26,6 +26,15 @@ def first_line(exc: Exception) -> str:
     """An exception as one short line, e.g. "UnpicklingError: invalid load key"."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0][:160] if lines else ''}".rstrip(": ")
+
+
+def shown(path) -> str:
+    """`path` relative to the working directory when inside it, else with the home folder as ~."""
+    path = Path(path).expanduser().resolve()
+    for base, prefix in ((Path.cwd().resolve(), ""), (Path.home().resolve(), "~/")):
+        if path.is_relative_to(base):
+            return prefix + str(path.relative_to(base))
+    return str(path)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from utils.config import S10Error, first_line
+from utils.config import S10Error, first_line, shown
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 FOLDER_HINT = "CIFAR10_ROOT must hold train/<class>/ and test/<class>/ image folders"
@@ -151,8 +151,7 @@ class CIFAR10:
 
 def load_data(cfg) -> CIFAR10:
     """The train and evaluation splits that `cfg` asks for (source, validation split, subset sizes)."""
-    root = str(Path(cfg.data_root).expanduser()).replace(str(Path.home()), "~", 1) if cfg.data_root else ""
-    source = f"image folder {root}" if root else "torchvision CIFAR-10"
+    source = f"image folder {shown(cfg.data_root)}" if cfg.data_root else "torchvision CIFAR-10"
     if cfg.validation:
         (full,) = load_cifar10(cfg.data_root, cfg.download_dir, cfg.cache_dir, splits=("train",))
         train, test = full.hold_out(cfg.validation)

@@ -30,13 +30,14 @@ class CIFARDataset(Dataset):
     def __getitems__(self, keys):
         keys = [key if isinstance(key, tuple) else (0, key) for key in keys]
         indices = np.array([i for _, i in keys], np.int64)
+        labels = torch.from_numpy(self.labels[indices])
         if self.transform is None:
-            return torch.from_numpy(self.images[indices]), torch.from_numpy(self.labels[indices])
+            return torch.from_numpy(self.images[indices]), labels
         images = []
         for epoch, i in keys:
             reseed(self.transform, (self.seed, epoch, i))
             images.append(self.transform(image=self.images[i])["image"])
-        return torch.from_numpy(np.stack(images)), torch.from_numpy(self.labels[indices])
+        return torch.from_numpy(np.stack(images)), labels
 
     def __getitem__(self, key):
         x, y = self.__getitems__([key])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from utils.config import S10Error, Settings, first_line, read_record
+from utils.config import S10Error, Settings, first_line, read_record, shown
 from utils.device import environment, pick_precision
 from utils.lr import LRTest
 
@@ -61,15 +61,6 @@ def write_atomic(path: Path, write) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def shown(path) -> str:
-    """`path` relative to the working directory when inside it, else with the home folder as ~."""
-    path = Path(path).expanduser().resolve()
-    for base, prefix in ((Path.cwd().resolve(), ""), (Path.home().resolve(), "~/")):
-        if path.is_relative_to(base):
-            return prefix + str(path.relative_to(base))
-    return str(path)
 
 
 class Run:
