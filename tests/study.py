@@ -123,7 +123,21 @@ def paired_table(folder="runs/study/paired", seeds=(1, 2)) -> str:
                  f"{100 * TWO_SEED_BAR:.2f} points, else level")
     lines.append("the anchor is the public recipe, outside the assignment's rules: "
                  "a comparison, never adopted")
-    return "\n".join(line.rstrip() for line in lines)
+    return "\n".join(line.rstrip() for line in lines + ["", *run_hosts(folder)])
+
+
+def run_hosts(folder) -> list:
+    """One line per record: its CPU and precision, LRMAX / LRMIN and epochs done. The LR rule lands on
+    different grid points on different CPUs, so a reader needs to see which run ran where."""
+    lines = [f"{'run':<15} {'host':<24} {'LRMAX / LRMIN':<19} {'epochs':>6}"]
+    for path in sorted(Path(folder).glob("*.json"), key=lambda p: (p.stem.split("-")[1], GROUPS.index(
+            p.stem.split("-")[0]))):
+        record = json.loads(path.read_text())
+        lr, name = record.get("lr_test") or {}, record.get("device_name", "?").replace("(R)", "")
+        host = f"{name.replace(' Processor', '')}, {record.get('precision', '?').split()[0]}"
+        bounds = f"{lr['lr_max']:.2e} / {lr['lr_min']:.2e}" if "lr_max" in lr else "-"
+        lines.append(f"{path.stem:<15} {host:<24} {bounds:<19} {len(record['history']):>3}/24")
+    return lines
 
 
 if __name__ == "__main__":

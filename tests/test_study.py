@@ -57,8 +57,14 @@ def test_the_paired_table_judges_each_groups_two_seed_mean_against_the_baselines
             rows = [{"epoch": e, "test_acc": final + 0.001 * seed, "ema_acc": final + 0.007}
                     for e in range(1, 25)]
             (tmp_path / f"{group}-seed{seed}.json").write_text(json.dumps({"history": rows}))
-    (tmp_path / "adamw-seed2.json").write_text(json.dumps({"history": [{"epoch": 1, "test_acc": 0.3}]}))
-    lines = {line.split()[0]: line for line in paired_table(tmp_path).splitlines()}
+    (tmp_path / "adamw-seed2.json").write_text(json.dumps({
+        "history": [{"epoch": 1, "test_acc": 0.3}], "device_name": "Intel(R) Xeon(R) Processor",
+        "precision": "bf16 channels_last", "lr_test": {"lr_max": 1.7e-2, "lr_min": 1.7e-4}}))
+    table = paired_table(tmp_path).splitlines()
+    assert table[-1].split() == ["adamw-seed2", "Intel", "Xeon,", "bf16", "1.70e-02", "/", "1.70e-04", "1/24"]
+    assert [line.split()[0] for line in table[-8:-1]] == [f"{g}-seed{s}" for s in (1, 2) for g in
+                                                          ("baseline", "anchor", "onset", "adamw")][:7]
+    lines = {line.split()[0]: line for line in table if line}
     assert lines["baseline"].split()[1:4] == ["91.10%", "91.20%", "91.15%"]
     assert lines["baseline"].endswith("+0.55 gain")  # the EMA of the baseline's own runs
     assert lines["anchor"].split()[4:6] == ["+1.00", "gain"]
