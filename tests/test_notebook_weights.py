@@ -20,7 +20,7 @@ from utils.lr import LRTest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = {"samples", "augmentation", "lr_range_test", "schedule", "curves", "confusion_matrix",
-           "misclassified", "layercam_res1", "gradcam_res3", "seeds"}
+           "misclassified", "layercam_res1", "gradcam_res3"}
 CAT = CLASSES.index("cat")
 
 

@@ -12,7 +12,7 @@ from utils.data import load_data
 from utils.loaders import make_loaders
 from utils.lr import one_cycle
 from utils.device import pick_precision
-from utils.gallery import read_records
+from tests.records import read_records
 from utils.run import Run
 from utils.training import evaluate, fit
 

@@ -18,7 +18,7 @@ from utils.device import Precision
 from utils.lr import LRTest, one_cycle
 from utils.__main__ import publish
 from utils.config import settings
-from utils.gallery import read_records
+from tests.records import read_records
 from utils.run import Run, open_run, run_folder
 from utils.training import evaluate, fit
 from utils.transforms import train_transforms

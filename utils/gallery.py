@@ -1,10 +1,6 @@
-"""What the trained network gets right and wrong, in numbers and tables: the result of a run and of
-every published seed (runs/s10-seed<n>.json), scores per class, the confusion matrix, the most
-confident mistakes, and Grad-CAM maps (pytorch-grad-cam) of where it looked. The figures are drawn
-by utils/plots.py."""
-import json
-from pathlib import Path
-
+"""What the trained network gets right and wrong, in numbers and tables: the result of a run,
+scores per class, the confusion matrix, the most confident mistakes, and Grad-CAM maps
+(pytorch-grad-cam) of where it looked. The figures are drawn by utils/plots.py."""
 import numpy as np
 import torch
 from pytorch_grad_cam import GradCAM
@@ -115,33 +111,3 @@ def results_table(history, info: dict, found, eval_name="test") -> str:
     ]
     width = max(31, max(len(name) for name, _ in rows) + 2)
     return "\n".join(f"{name:<{width}}{value}" for name, value in rows)
-
-
-def read_records(folder="runs") -> list:
-    """The published runs in `folder` (runs/s10-seed<n>.json), by seed."""
-    paths = Path(folder).glob("s10-seed*.json")
-    records = [json.loads(path.read_text()) | {"path": str(path)} for path in paths]
-    return sorted(records, key=lambda record: record["settings"]["seed"])
-
-
-def seeds_table(records, target=0.90) -> str:
-    """One line per published run (LR range test, final-epoch and best test accuracy, seconds per
-    epoch, device), then the mean +- sample standard deviation and the minimum of the final-epoch
-    accuracies. `records`: as `read_records` reads them."""
-    lines = [f"{'seed':>4}  {'LRMAX / LRMIN':<19}  {'final epoch':<19}  {'best (info only)':<17}  "
-             f"{'s/epoch':>7}  device, precision"]
-    for r in records:
-        rows, lr = r["history"], r["lr_test"]
-        final = f"{100 * rows[-1]['test_acc']:.2f}% (epoch {len(rows)})"
-        best = max(rows, key=lambda row: row["test_acc"])
-        best = f"{100 * best['test_acc']:.2f}% (epoch {best['epoch']})"
-        lines.append(f"{r['settings']['seed']:>4}  {lr['lr_max']:.2e} / {lr['lr_min']:.2e}  {final:<19}  "
-                     f"{best:<17}  {seconds_per_epoch(rows):>7.0f}  "
-                     f"{r['device']} ({r['device_name']}), {r['precision']}")
-    if records:
-        accs = 100 * np.array([r["history"][-1]["test_acc"] for r in records])
-        spread = f" +- {accs.std(ddof=1):.2f} (sample std)" if len(accs) > 1 else ""
-        lines.append(f"final-epoch test accuracy over {plural(len(accs), 'finished run')}: "
-                     f"mean {accs.mean():.2f}%{spread}, min {accs.min():.2f}%; "
-                     f"{int((accs >= 100 * target).sum())} of {len(accs)} reached {100 * target:.0f}%")
-    return "\n".join(lines)

@@ -162,18 +162,3 @@ def grad_cam_grid(images, labels, predicted, for_predicted, for_true, layer: str
     fig.suptitle(f"{method} at {layer}: image | map for the predicted class | map for the true class "
                  "(each map scaled to its own maximum)", fontsize=10)
     return fig
-
-
-def seed_curves(records, target=0.90) -> Figure:
-    """Test accuracy per epoch of every published run, one line per seed, with the target line."""
-    fig, ax = figure(7, 4)
-    for r in records:
-        rows = r["history"]
-        ax.plot([row["epoch"] for row in rows], [100 * row["test_acc"] for row in rows], "-o", markersize=3,
-                label=f"seed {r['settings']['seed']}")
-    ax.axhline(100 * target, color="grey", linestyle=":", label=f"target {100 * target:.0f}%")
-    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy per epoch, one line per seed")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return fig
