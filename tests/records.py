@@ -5,5 +5,6 @@ from pathlib import Path
 
 def read_records(folder) -> list:
     """The records in `folder`, by seed, each with its path."""
-    records = [json.loads(path.read_text()) | {"path": str(path)} for path in Path(folder).glob("s10-seed*.json")]
+    paths = Path(folder).glob("s10-seed*.json")
+    records = [json.loads(path.read_text()) | {"path": str(path)} for path in paths]
     return sorted(records, key=lambda record: record["settings"]["seed"])

@@ -64,16 +64,10 @@ def cpuinfo() -> dict:
 
 
 def cpu_prefers_bf16() -> bool:
-    """Whether bf16 autocast trains this network faster than fp32 on this CPU.
-
-    A rule from measurement (model-only training step, batch 512, channels_last, 2 cores), not a
-    timing at start-up, so that one machine always picks the same precision for a run:
-
-        no native bf16 (AVX2 only)     fp32   oneDNN emulates bf16: 2.8 vs 32 img/s (AMD EPYC Zen 3)
-        AMD with AVX-512 BF16          bf16   the seed runs' machine (AMD EPYC Zen 4), 357-385 s/epoch
-        Intel with AVX-512 BF16, no AMX fp32  73.5 vs 60.2 img/s (Xeon family 6 model 207)
-        AMX (Intel)                    bf16   245 vs 85 img/s (Xeon family 6 model 167, AMX exposed)
-    """
+    """Whether bf16 autocast trains this network faster than fp32 on this CPU: a rule from the
+    measurements in benchmarks/README.md, not a timing at start-up, so that one machine always picks
+    the same precision. bf16 with AMX, or with AVX-512 BF16 on AMD; fp32 with AVX-512 BF16 on
+    Intel without AMX (slower in bf16 there) and without native bf16 (oneDNN emulates it: 10x slower)."""
     if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return False
     return torch.cpu._is_amx_tile_supported() or cpuinfo().get("vendor_id") != "GenuineIntel"
