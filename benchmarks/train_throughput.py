@@ -102,7 +102,7 @@ def main(argv=None):
     print(" | ".join(f"{k} {v}" for k, v in info.items()))
     for name, precision in precision_configs(device):  # 1. the model-only step, precisions side by side
         emulated = device.type == "cpu" and precision.dtype is not None and not native_bf16
-        b = min(batch, 32) if emulated else batch  # emulated bf16 is ~10x slower: a smaller batch, same rate
+        b = min(batch, 32) if emulated else batch  # emulated bf16 is ~11x slower: a smaller batch, same rate
         model = CustomResNet().to(device, memory_format=precision.memory_format)
         seconds = timed(model_step(model, precision, device, b), steps, sync)
         add("model-only train step", name + (" (emulated bf16)" if emulated else ""), b / seconds, batch=b)

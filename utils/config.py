@@ -100,8 +100,6 @@ class Settings:
 
         for field in ("train_subset", "test_subset"):
             need(getattr(self, field) >= 0, field, "0 (all) or a positive number of images")
-        need(self.validation >= 0 and self.validation % 10 == 0, "validation",
-             "0 (none) or a multiple of 10 images (as many from every class), e.g. 5000")
         for field in ("batch_size", "epochs", "lr_finder_iters"):
             need(getattr(self, field) >= 1, field, "a whole number >= 1")
         need(0 <= self.cutout_size <= 32, "cutout_size", "a side in pixels from 0 (no hole) to 32")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
 from utils.config import S10Error, first_line, shown
 
@@ -72,20 +73,15 @@ def load_cifar10(root=None, download_dir="data", cache_dir="data/cache", splits=
 
 
 def list_images(root: Path, split: str) -> list:
-    """[(path, label), ...] of root/split/<class>/*, after checking that layout."""
+    """[(path, label), ...] of the image files in root/split/<class>/, by torchvision's folder listing."""
     folder = root / split
     if not folder.is_dir():
         raise S10Error(f"{folder} does not exist; {FOLDER_HINT} (or unset it to download CIFAR-10)")
-    found = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    if found != set(CLASSES):
-        raise S10Error(f"{folder} must hold a folder per class, no more: it lacks "
-                       f"{', '.join(sorted(set(CLASSES) - found)) or 'none'} and has "
-                       f"{', '.join(sorted(found - set(CLASSES))) or 'no other'}; {FOLDER_HINT}")
-    files = [(path, label) for label, name in enumerate(CLASSES)
-             for path in sorted((folder / name).iterdir()) if not path.name.startswith(".")]
-    empty = set(CLASSES) - {CLASSES[label] for _, label in files}
+    files = make_dataset(folder, {name: label for label, name in enumerate(CLASSES)}, IMG_EXTENSIONS,
+                         allow_empty=True)
+    empty = sorted(set(CLASSES) - {CLASSES[label] for _, label in files})
     if empty:
-        raise S10Error(f"class folder {folder / sorted(empty)[0]} is empty; put its images there")
+        raise S10Error(f"{folder} has no images of {', '.join(empty)}; {FOLDER_HINT}")
     return files
 
 
@@ -109,8 +105,8 @@ def cache_file(root: Path, split: str, files, cache_dir: Path) -> Path:
     """The cache of `split`, named by the folder's path and every file's name, size and time."""
     key = hashlib.sha1(f"{root.resolve()}|{split}\n".encode())
     for path, _ in files:
-        stat = path.stat()
-        key.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        stat = os.stat(path)
+        key.update(f"{os.path.relpath(path, root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return cache_dir / f"cifar10-{split}-{key.hexdigest()[:16]}.npz"
 
 

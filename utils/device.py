@@ -66,8 +66,8 @@ def cpuinfo() -> dict:
 def cpu_prefers_bf16() -> bool:
     """Whether bf16 autocast trains this network faster than fp32 on this CPU: a rule from the
     measurements in benchmarks/README.md, not a timing at start-up, so that one machine always picks
-    the same precision. bf16 with AMX, or with AVX-512 BF16 on AMD; fp32 with AVX-512 BF16 on
-    Intel without AMX (slower in bf16 there) and without native bf16 (oneDNN emulates it: 10x slower)."""
+    the same precision. bf16 with AMX, or with AVX-512 BF16 on AMD; fp32 with AVX-512 BF16 on Intel
+    without AMX (slower in bf16 there) and without native bf16 (emulated by oneDNN: 11x slower on Zen 3)."""
     if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return False
     return torch.cpu._is_amx_tile_supported() or cpuinfo().get("vendor_id") != "GenuineIntel"
