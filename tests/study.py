@@ -98,7 +98,7 @@ def paired_table(folder="runs/study/paired", seeds=(1, 2)) -> str:
     lines = [f"{'group':<9} {'seed 1':>9} {'seed 2':>9} {'mean':>7} {'change':>7} {'':<6}"
              f"{'EMA 1':>7} {'EMA 2':>7} {'EMA mean':>8} {'change':>7}"]
     for group in GROUPS:
-        cells, plain, ema = [], [], []
+        cells, emas, plain, ema = [], [], [], []
         for seed in seeds:
             path = Path(folder) / f"{group}-seed{seed}.json"
             rows = json.loads(path.read_text())["history"] if path.exists() else []
@@ -107,6 +107,7 @@ def paired_table(folder="runs/study/paired", seeds=(1, 2)) -> str:
                 ema.append(rows[-1]["ema_acc"])
             done = f"{100 * rows[-1]['test_acc']:.2f}%" if len(rows) == 24 else f"{len(rows)}/24 ep"
             cells.append(done if rows else "-")
+            emas.append(f"{100 * rows[-1]['ema_acc']:.2f}%" if len(rows) == 24 else "-")
         finals[group] = (np.mean(plain) if len(plain) == 2 else None, np.mean(ema) if len(ema) == 2 else None)
         base = finals["baseline"][0]
         columns = []
@@ -116,7 +117,6 @@ def paired_table(folder="runs/study/paired", seeds=(1, 2)) -> str:
             columns.append((f"{100 * mean:.2f}%" if mean is not None else "-", change))
         (mean, change), (ema_mean, ema_change) = columns
         verdict, ema_verdict = (judge(c) for c in (change, ema_change))
-        emas = [f"{100 * e:.2f}%" for e in ema] + ["-"] * (2 - len(ema))
         lines.append(f"{group:<9} {cells[0]:>9} {cells[1]:>9} {mean:>7} {change:>7} {verdict:<6}"
                      f"{emas[0]:>7} {emas[1]:>7} {ema_mean:>8} {ema_change:>7} {ema_verdict}")
     lines.append(f"change: against the baseline's plain mean; gain or loss beyond the two-seed bar of "

@@ -71,3 +71,9 @@ def test_the_paired_table_judges_each_groups_two_seed_mean_against_the_baselines
     assert lines["onset"].split()[4:6] == ["+0.30", "level"]
     assert lines["adamw"].split()[1:3] == ["90.10%", "1/24"]  # unfinished: no mean, no verdict
     assert "loss" not in lines["adamw"] and "gain" not in lines["adamw"]
+
+    (tmp_path / "adamw-seed1.json").write_text((tmp_path / "adamw-seed2.json").read_text())
+    (tmp_path / "adamw-seed2.json").write_text(json.dumps({"history": [
+        {"epoch": e, "test_acc": 0.902, "ema_acc": 0.907} for e in range(1, 25)]}))
+    adamw = next(line for line in paired_table(tmp_path).splitlines() if line.startswith("adamw "))
+    assert adamw.split() == ["adamw", "1/24", "ep", "90.20%", "-", "-", "90.70%", "-"]  # each EMA under its seed
