@@ -14,7 +14,7 @@ from utils.lr import one_cycle
 from utils.device import pick_precision
 from tests.records import read_records
 from utils.run import Run
-from utils.training import evaluate, fit
+from utils.training import evaluate, fit, make_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = read_records(ROOT / "runs")
@@ -36,7 +36,7 @@ def test_short_run_on_real_images_is_far_above_chance():
     device = torch.device("cpu")
     precision = pick_precision(device, cfg.amp, cfg.channels_last)
     model = CustomResNet().to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model, 1e-3, cfg.weight_decay, device, cfg.decoupled_weight_decay)
     scheduler = one_cycle(optimizer, 4e-3, 4e-4, cfg.epochs, len(train), cfg.peak_epoch)
     history = fit(model, train, test, optimizer, scheduler, cfg.epochs, device, precision, progress=False)
     assert history[-1]["test_acc"] >= 0.25  # chance is 0.10; runs here reached about 0.35

@@ -11,7 +11,7 @@ from tests.study import difference_noise, read_study, study_table
 
 def write(folder, name, final, epochs_done=24, **changes):
     """A record as the first study's code wrote it: its settings then included two since removed."""
-    settings = dataclasses.asdict(Settings())
+    settings = dataclasses.asdict(Settings(weight_decay=1e-4, decoupled_weight_decay=False))  # its recipe
     names = list(settings)
     result, rest = names[:names.index("seed")], names[names.index("seed"):]
     settings = {**{k: settings[k] for k in result}, "label_smoothing": 0.0, "lr_max_divisor": 1.0,

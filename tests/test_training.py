@@ -5,7 +5,7 @@ from tests.fakedata import loaders, tiny_net
 from utils.lr import one_cycle, planned_lrs
 from utils.device import Precision
 from utils.run import Run
-from utils.training import evaluate, fit, predict
+from utils.training import evaluate, fit, make_optimizer, predict
 
 CPU = torch.device("cpu")
 FP32 = Precision()
@@ -27,6 +27,26 @@ def test_a_few_epochs_learn_far_above_chance():
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
     assert history[-1]["test_acc"] >= 0.6  # chance is 0.1
     assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_decoupled_decay_shrinks_conv_and_linear_weights_by_lr_times_decay_and_spares_bn_and_biases():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                                torch.nn.LazyLinear(2))
+    model(torch.zeros(1, 3, 5, 5))
+    before = [torch.rand_like(p) + 0.5 for p in model.parameters()]  # none zero: L2 moves every one
+    for decoupled in (True, False):
+        with torch.no_grad():
+            for p, b in zip(model.parameters(), before):
+                p.copy_(b)
+        optimizer = make_optimizer(model, 0.1, 0.25, CPU, decoupled)
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)  # Adam's own step is then zero: what moves is the decay
+        optimizer.step()
+        for p, b in zip(model.parameters(), before):
+            if decoupled:
+                torch.testing.assert_close(p.detach(), b * (1 - 0.1 * 0.25) if p.ndim > 1 else b)
+            else:  # L2 in the gradient: Adam normalises it to a step of about lr on every parameter
+                torch.testing.assert_close((p.detach() - b).abs(), torch.full_like(b, 0.1), rtol=1e-3, atol=1e-3)
 
 
 def test_evaluate_changes_no_weights_and_keeps_the_mode():

@@ -55,7 +55,9 @@ class Settings:
     # one-cycle training
     epochs: int = 24                 # epochs
     peak_epoch: float = 5.0          # epoch at whose end the LR reaches LRMAX
-    weight_decay: float = 1e-4       # Adam's weight decay (an L2 penalty added to the gradient)
+    weight_decay: float = 0.25       # Adam's weight decay: each step shrinks the conv and linear weights
+                                     # by LR x this (decoupled, as AdamW); none on BatchNorm and biases
+    decoupled_weight_decay: bool = True  # off: an L2 penalty added to every gradient (Adam's default)
     seed: int = 1                    # seeds torch, numpy, random and the augmentations
     # where and how (these do not change the result)
     data_root: Optional[str] = None  # folder of train/<class>/, test/<class>/ images; None: download

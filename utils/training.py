@@ -16,11 +16,18 @@ from utils.config import S10Error
 EMA_DECAY = 0.99  # per step: the average's time constant is 100 steps, about one epoch at batch 512
 
 
-def make_optimizer(model, lr, weight_decay, device):
-    """Adam with L2 weight decay (coupled: added to the gradient). Fused on CUDA: with loss scaling
-    the plain step reads a flag back from the GPU every step (GradScaler's `.item()`), the fused one
-    does not. Elsewhere the plain implementation, so a CPU run computes what it always did."""
-    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda")
+def make_optimizer(model, lr, weight_decay, device, decoupled=True):
+    """Adam with decoupled weight decay (each step shrinks a weight by lr x weight_decay, as AdamW)
+    on the conv and linear weights, none on BatchNorm weights and biases; not `decoupled`, Adam's
+    L2 decay (added to every gradient). Fused on CUDA: with loss scaling the plain step reads a flag
+    back from the GPU every step (GradScaler's `.item()`), the fused one does not. Elsewhere the
+    plain implementation, so a CPU run computes what it always did."""
+    params = model.parameters()
+    if decoupled:
+        params = [{"params": [p for p in model.parameters() if p.ndim > 1]},
+                  {"params": [p for p in model.parameters() if p.ndim <= 1], "weight_decay": 0.0}]
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, decoupled_weight_decay=decoupled,
+                            fused=device.type == "cuda")
 
 
 def make_ema(model, decay=EMA_DECAY) -> AveragedModel:
