@@ -105,9 +105,11 @@ def paired_table(folder="runs/study/paired", seeds=(1, 2)) -> str:
             if len(rows) == 24:
                 plain.append(rows[-1]["test_acc"])
                 ema.append(rows[-1]["ema_acc"])
-            done = f"{100 * rows[-1]['test_acc']:.2f}%" if len(rows) == 24 else f"{len(rows)}/24 ep"
-            cells.append(done if rows else "-")
-            emas.append(f"{100 * rows[-1]['ema_acc']:.2f}%" if len(rows) == 24 else "-")
+                cells.append(f"{100 * plain[-1]:.2f}%")
+                emas.append(f"{100 * ema[-1]:.2f}%")
+            else:
+                cells.append(f"{len(rows)}/24 ep" if rows else "-")
+                emas.append("-")
         finals[group] = (np.mean(plain) if len(plain) == 2 else None, np.mean(ema) if len(ema) == 2 else None)
         base = finals["baseline"][0]
         columns = []
