@@ -144,7 +144,7 @@ def shown_seed() -> int:
 def epoch_rows(record) -> list:
     """The README's every-epoch table rows, from a run record."""
     return [f"| {e['epoch']} | {e['lr']:.2e} | {e['train_loss']:.3f} | {100 * e['train_acc']:.2f}% | "
-            f"{e['test_loss']:.3f} | {100 * e['test_acc']:.2f}% | {round(e['seconds'])} |"
+            f"{e['test_loss']:.3f} | {100 * e['test_acc']:.2f}% | {100 * e['ema_acc']:.2f}% | {round(e['seconds'])} |"
             for e in record["history"]]
 
 
