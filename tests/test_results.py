@@ -143,9 +143,15 @@ def shown_seed() -> int:
 
 def epoch_rows(record) -> list:
     """The README's every-epoch table rows, from a run record."""
+    ema = lambda e: f"{100 * e['ema_acc']:.2f}%" if "ema_acc" in e else "-"
     return [f"| {e['epoch']} | {e['lr']:.2e} | {e['train_loss']:.3f} | {100 * e['train_acc']:.2f}% | "
-            f"{e['test_loss']:.3f} | {100 * e['test_acc']:.2f}% | {100 * e['ema_acc']:.2f}% | {round(e['seconds'])} |"
+            f"{e['test_loss']:.3f} | {100 * e['test_acc']:.2f}% | {ema(e)} | {round(e['seconds'])} |"
             for e in record["history"]]
+
+
+def test_the_notebook_introduction_names_the_seed_and_the_data_of_its_outputs():
+    intro = "".join(json.loads((ROOT / "S10.ipynb").read_text())["cells"][0]["source"]).replace("\n", " ")
+    assert f"seed {shown_seed()}'s full run on CIFAR-10 (JPEG copy)" in intro
 
 
 def test_the_readme_every_epoch_table_is_that_of_the_run_the_notebook_shows():
