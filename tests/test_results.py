@@ -40,15 +40,23 @@ def readme_results() -> str:
     return text[text.index("## Results"):]
 
 
+def notebook_cells() -> list:
+    return json.loads((ROOT / "S10.ipynb").read_text())["cells"]
+
+
 def notebook_output(code: str) -> str:
     """What the committed notebook's one code cell whose source contains `code` printed."""
-    cells = json.loads((ROOT / "S10.ipynb").read_text())["cells"]
-    (cell,) = [c for c in cells if c["cell_type"] == "code" and code in "".join(c["source"])]
+    (cell,) = [c for c in notebook_cells() if c["cell_type"] == "code" and code in "".join(c["source"])]
     return "".join("".join(o["text"]) for o in cell["outputs"] if o["output_type"] == "stream")
 
 
 def test_runs_holds_the_seed_study():
     assert [r["seed"] for r in RECORDS][:1] == [1] and RECORDS[0]["finished"]
+
+
+def ema_cell(row) -> str:
+    """A README cell for the EMA accuracy of one epoch's row, "-" for runs recorded before the EMA."""
+    return f"{100 * row['ema_acc']:.2f}%" if "ema_acc" in row else "-"
 
 
 @pytest.mark.parametrize("record", RECORDS, ids=lambda r: f"seed{r['seed']}")
@@ -62,7 +70,7 @@ def test_the_readme_row_of_each_seed_quotes_its_record(record):
     history = record["history"]
     if record["finished"]:
         assert final == f"**{100 * history[-1]['test_acc']:.2f}%** (epoch {record['epochs']})"
-        assert ema == (f"{100 * history[-1]['ema_acc']:.2f}%" if "ema_acc" in history[-1] else "-")
+        assert ema == ema_cell(history[-1])
         top = max(history, key=lambda row: row["test_acc"])
         assert best == f"{100 * top['test_acc']:.2f}% (epoch {top['epoch']})"
         assert seconds == f"{gallery.seconds_per_epoch(history):.0f}"
@@ -143,14 +151,13 @@ def shown_seed() -> int:
 
 def epoch_rows(record) -> list:
     """The README's every-epoch table rows, from a run record."""
-    ema = lambda e: f"{100 * e['ema_acc']:.2f}%" if "ema_acc" in e else "-"
     return [f"| {e['epoch']} | {e['lr']:.2e} | {e['train_loss']:.3f} | {100 * e['train_acc']:.2f}% | "
-            f"{e['test_loss']:.3f} | {100 * e['test_acc']:.2f}% | {ema(e)} | {round(e['seconds'])} |"
+            f"{e['test_loss']:.3f} | {100 * e['test_acc']:.2f}% | {ema_cell(e)} | {round(e['seconds'])} |"
             for e in record["history"]]
 
 
 def test_the_notebook_introduction_names_the_seed_and_the_data_of_its_outputs():
-    intro = "".join(json.loads((ROOT / "S10.ipynb").read_text())["cells"][0]["source"]).replace("\n", " ")
+    intro = "".join(notebook_cells()[0]["source"]).replace("\n", " ")
     assert f"seed {shown_seed()}'s full run on CIFAR-10 (JPEG copy)" in intro
 
 
